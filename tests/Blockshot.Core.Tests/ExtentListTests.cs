@@ -27,9 +27,10 @@ public class ExtentListTests
         var list = new ExtentList();
         list.Reset(0, 1000, maxCount: 1);
         list.Add(10, 0);
-        Assert.True(list.IsFull);
+        Assert.False(list.IsFull);
         list.Add(10, 0);
         list.Add(10, 1);
+        Assert.True(list.IsFull);
         Assert.Single(list.Items.ToArray());
         Assert.Equal(20, list[0].Length);
     }

@@ -13,6 +13,7 @@ public sealed class ExtentList
     private int _count;
     private long _limit;
     private int _maxCount;
+    private bool _capped;
 
     /// <summary>Creates a list with room for <paramref name="capacity"/> runs before growing.</summary>
     public ExtentList(int capacity = 64)
@@ -33,8 +34,11 @@ public sealed class ExtentList
     /// <summary>Number of runs.</summary>
     public int Count => _count;
 
-    /// <summary>True when the query range is covered, or the run cap is reached.</summary>
-    public bool IsFull => End >= _limit || _count >= _maxCount;
+    /// <summary>
+    /// True when the query range is covered, or a run with new flags was refused because the run cap
+    /// was reached (runs that extend the last one are still accepted until then).
+    /// </summary>
+    public bool IsFull => End >= _limit || _capped;
 
     /// <summary>Bytes still to describe.</summary>
     public long Remaining => _limit - End;
@@ -53,6 +57,7 @@ public sealed class ExtentList
         End = offset;
         _limit = offset + length;
         _count = 0;
+        _capped = false;
         _maxCount = Math.Max(1, maxCount);
     }
 
@@ -74,6 +79,7 @@ public sealed class ExtentList
         {
             if (_count >= _maxCount)
             {
+                _capped = true;
                 return;
             }
             if (_count == _items.Length)

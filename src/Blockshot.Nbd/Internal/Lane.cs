@@ -1,0 +1,117 @@
+using Blockshot.Core.Buffers;
+using Blockshot.Core.Extents;
+using Blockshot.Nbd.Protocol;
+
+namespace Blockshot.Nbd.Internal;
+
+/// <summary>
+/// One request slot of a connection: a long-lived loop that waits for a request, runs it, hands its
+/// reply to the sender and waits until the reply is on the wire. A connection keeps up to its
+/// in-flight limit of lanes and reuses them, so a request allocates nothing.
+/// </summary>
+internal sealed class Lane
+{
+    /// <summary>Room for simple replies and error chunks with a short message.</summary>
+    public const int SmallSize = 512;
+
+    private readonly NbdConnection _connection;
+
+    public Lane(NbdConnection connection)
+    {
+        _connection = connection;
+    }
+
+    /// <summary>Set (true) by the reader when a request is ready; false ends the loop.</summary>
+    public ReusableSignal Work { get; } = new(runContinuationsAsynchronously: false);
+
+    /// <summary>Set by the sender once the reply is written (false if the connection broke).</summary>
+    public ReusableSignal Sent { get; } = new(runContinuationsAsynchronously: false);
+
+    /// <summary>The request being served.</summary>
+    public NbdRequest Request { get; set; }
+
+    /// <summary>An error found by the reader's checks; the request is answered with it unrun.</summary>
+    public uint PresetError { get; set; }
+
+    /// <summary>A message to go with <see cref="PresetError"/>.</summary>
+    public string? PresetMessage { get; set; }
+
+    /// <summary>The write payload, or the reply body (read data, extents).</summary>
+    public PooledBuffer? Buffer { get; set; }
+
+    /// <summary>Buffer for short replies.</summary>
+    public byte[] Small { get; } = GC.AllocateUninitializedArray<byte>(SmallSize, pinned: true);
+
+    /// <summary>Extent lists, one per selected metadata context.</summary>
+    public List<ExtentList> Extents { get; } = [];
+
+    /// <summary>The reply: slices of <see cref="Small"/> or <see cref="Buffer"/>, sent in order.</summary>
+    public ReplySegment[] Segments { get; private set; } = new ReplySegment[4];
+
+    /// <summary>Number of used entries of <see cref="Segments"/>.</summary>
+    public int SegmentCount { get; private set; }
+
+    /// <summary>Forgets the previous reply.</summary>
+    public void ClearReply() => SegmentCount = 0;
+
+    /// <summary>Appends a slice of <see cref="Small"/> to the reply.</summary>
+    public void AddSmall(int start, int length) => Add(new ReplySegment(false, start, length));
+
+    /// <summary>Appends a slice of <see cref="Buffer"/> to the reply.</summary>
+    public void AddBuffer(int start, int length) => Add(new ReplySegment(true, start, length));
+
+    /// <summary>The bytes of a reply segment.</summary>
+    public ReadOnlyMemory<byte> Bytes(ReplySegment segment) => segment.InBuffer
+        ? Buffer!.Memory.Slice(segment.Start, segment.Length)
+        : Small.AsMemory(segment.Start, segment.Length);
+
+    /// <summary>The extent list for context number <paramref name="index"/>.</summary>
+    public ExtentList ExtentsFor(int index)
+    {
+        while (Extents.Count <= index)
+        {
+            Extents.Add(new ExtentList());
+        }
+        return Extents[index];
+    }
+
+    /// <summary>Runs requests until told to stop (one task for the lane's whole life).</summary>
+    public async Task RunAsync()
+    {
+        while (await Work.WaitAsync())
+        {
+            try
+            {
+                await _connection.ServeAsync(this).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (Buffer is { } buffer)
+                {
+                    Buffer = null;
+                    ((IDisposable)buffer).Dispose();
+                }
+                PresetError = 0;
+                PresetMessage = null;
+                _connection.ReturnLane(this);
+            }
+        }
+    }
+
+    private void Add(ReplySegment segment)
+    {
+        if (SegmentCount == Segments.Length)
+        {
+            var grown = Segments;
+            Array.Resize(ref grown, grown.Length * 2);
+            Segments = grown;
+        }
+        Segments[SegmentCount++] = segment;
+    }
+}
+
+/// <summary>A slice of a lane's reply buffers.</summary>
+/// <param name="InBuffer">True for the lane's pooled buffer, false for its small buffer.</param>
+/// <param name="Start">First byte.</param>
+/// <param name="Length">Byte count.</param>
+internal readonly record struct ReplySegment(bool InBuffer, int Start, int Length);

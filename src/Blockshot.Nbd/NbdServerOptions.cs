@@ -1,0 +1,28 @@
+using Blockshot.Core.Buffers;
+
+namespace Blockshot.Nbd;
+
+/// <summary>Settings of an <see cref="NbdServer"/>.</summary>
+public sealed class NbdServerOptions
+{
+    /// <summary>How long a client may take to finish the handshake.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Most options a client may send before it must choose an export.</summary>
+    public int MaxOptions { get; init; } = 64;
+
+    /// <summary>Most requests one connection may have in flight; further ones wait to be read.</summary>
+    public int MaxInFlightPerConnection { get; init; } = 64;
+
+    /// <summary>Most simultaneous connections; more wait in the listen backlog.</summary>
+    public int MaxConnections { get; init; } = 128;
+
+    /// <summary>The export served to clients that ask for the empty name; defaults to the only export.</summary>
+    public string? DefaultExport { get; init; }
+
+    /// <summary>Where request and reply buffers come from.</summary>
+    public BufferPool Buffers { get; init; } = BufferPool.Shared;
+
+    /// <summary>Reads at least this long without the DF flag are scanned for zero runs, sent as holes.</summary>
+    public int HoleScanMinLength { get; init; } = 128 << 10;
+}
