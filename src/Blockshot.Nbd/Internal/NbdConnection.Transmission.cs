@@ -28,23 +28,32 @@ internal sealed partial class NbdConnection
             }
 
             var lane = await AcquireLaneAsync().ConfigureAwait(false);
-            lane.Request = request;
-            var (error, message) = Check(request, export, maxLength);
-            lane.PresetError = error;
-            lane.PresetMessage = message;
-            if (request.Command == NbdCommand.Write)
+            try
             {
-                if (error != 0)
+                lane.Request = request;
+                var (error, message) = Check(request, export, maxLength);
+                lane.PresetError = error;
+                lane.PresetMessage = message;
+                if (request.Command == NbdCommand.Write)
                 {
-                    // Stay in sync: the payload is read and dropped.
-                    await _reader.SkipAsync(request.Length).ConfigureAwait(false);
+                    if (error != 0)
+                    {
+                        // Stay in sync: the payload is read and dropped.
+                        await _reader.SkipAsync(request.Length).ConfigureAwait(false);
+                    }
+                    else if (request.Length > 0)
+                    {
+                        var buffer = _pool.Rent((int)request.Length);
+                        lane.Buffer = buffer;
+                        await _reader.ReadExactAsync(buffer.Memory).ConfigureAwait(false);
+                    }
                 }
-                else if (request.Length > 0)
-                {
-                    var buffer = _pool.Rent((int)request.Length);
-                    lane.Buffer = buffer;
-                    await _reader.ReadExactAsync(buffer.Memory).ConfigureAwait(false);
-                }
+            }
+            catch
+            {
+                // The client went away mid-payload: the lane never ran, so it goes back unused.
+                AbandonLane(lane);
+                throw;
             }
             Dispatch(lane);
         }

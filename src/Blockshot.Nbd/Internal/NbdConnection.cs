@@ -162,6 +162,20 @@ internal sealed partial class NbdConnection
         }
     }
 
+    /// <summary>Puts back a lane that was taken but never given its request.</summary>
+    private void AbandonLane(Lane lane)
+    {
+        if (lane.Buffer is { } buffer)
+        {
+            lane.Buffer = null;
+            ((IDisposable)buffer).Dispose();
+        }
+        lock (_laneLock)
+        {
+            _free.Push(lane);
+        }
+    }
+
     private void Dispatch(Lane lane)
     {
         Interlocked.Increment(ref _active);
