@@ -1,0 +1,135 @@
+"""The servers under test, as data.
+
+A server is a name, the executables it needs, the image formats it can serve, a function that builds
+its command line from a Launch, and an optional prepare step (Blockshot builds once before timing).
+To add a server, write its command function and append a ServerSpec to SERVERS.
+"""
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from . import util
+
+EXPORT_NAME = "disk"
+SHARED_CONNECTIONS = 8
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a server is asked to export."""
+    image: str
+    fmt: str
+    socket: str
+    name: str = EXPORT_NAME
+    shared: int = SHARED_CONNECTIONS
+    read_only: bool = False
+
+    @property
+    def uri(self):
+        return f"nbd+unix:///{self.name}?socket={self.socket}"
+
+
+@dataclass
+class Prepared:
+    """The outcome of checking a server before the run: usable or not, and why; its version."""
+    ok: bool
+    reason: str = ""
+    version: str = ""
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    tools: tuple                     # executables needed (looked up on PATH unless absolute)
+    formats: tuple                   # image formats it can serve
+    command: Callable[["ServerSpec", Launch, dict], list]
+    version_argv: tuple = ()
+    prepare: Optional[Callable[["ServerSpec", dict, util.CommandLog], Prepared]] = None
+    cwd: Optional[Callable[[dict], str]] = None
+    note: str = ""
+
+
+# -- command lines (PEERS.md) -------------------------------------------------------------------
+
+def _qemu_nbd(spec, launch, opts):
+    argv = ["qemu-nbd", "-f", launch.fmt, "-t", "-e", str(launch.shared), "--cache=writeback",
+            "-x", launch.name, "-k", launch.socket]
+    if launch.read_only:
+        argv.append("-r")
+    return argv + [launch.image]
+
+
+def _nbdkit(spec, launch, opts):
+    # nbdkit serves any export name; its default thread model (parallel) is used.
+    argv = ["nbdkit", "-U", launch.socket, "-f"]
+    if launch.read_only:
+        argv.append("-r")
+    return argv + ["file", launch.image]
+
+
+def _blockshot(spec, launch, opts):
+    argv = [opts["blockshot"], "serve", launch.image, "-f", launch.fmt, "--socket", launch.socket,
+            "--name", launch.name, "--shared", str(launch.shared)]
+    if launch.read_only:
+        argv.append("--read-only")
+    return argv
+
+
+def _blockshot_prepare(spec, opts, cmdlog):
+    """The launcher builds on first use: build (and learn the version) once, before any timing."""
+    launcher = opts["blockshot"]
+    if not os.path.exists(launcher):
+        return Prepared(False, f"the launcher {launcher} does not exist (Blockshot's server is not "
+                               f"built in this checkout; pass --blockshot PATH to point at one)")
+    if not os.access(launcher, os.X_OK):
+        return Prepared(False, f"the launcher {launcher} is not executable")
+    util.info(f"blockshot: building/checking with '{launcher} --version' "
+              f"(timeout {opts['build_timeout']} s) ...")
+    proc = cmdlog.run([launcher, "--version"], "blockshot build + version",
+                      cwd=opts["repo_root"], timeout=opts["build_timeout"])
+    if proc.returncode != 0:
+        return Prepared(False, f"'{launcher} --version' failed (exit {proc.returncode}):\n"
+                               f"{util.tail(proc.stdout + proc.stderr)}")
+    version = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+    return Prepared(True, version=version[-1] if version else "",
+                    details={"launcher": launcher})
+
+
+def _blockshot_cwd(opts):
+    return opts["repo_root"]
+
+
+SERVERS = [
+    ServerSpec("blockshot", tools=(), formats=("raw",), command=_blockshot,
+               prepare=_blockshot_prepare, cwd=_blockshot_cwd,
+               note="./blockshot serve IMAGE -f raw --socket SOCK --name NAME --shared 8"),
+    ServerSpec("qemu-nbd", tools=("qemu-nbd",), formats=("raw", "qcow2"), command=_qemu_nbd,
+               version_argv=("qemu-nbd", "--version"),
+               note="qemu-nbd -f raw -t -e 8 --cache=writeback -x NAME -k SOCK IMAGE"),
+    ServerSpec("nbdkit", tools=("nbdkit",), formats=("raw",), command=_nbdkit,
+               version_argv=("nbdkit", "--version"),
+               note="nbdkit -U SOCK -f file IMAGE"),
+]
+
+BY_NAME = {s.name: s for s in SERVERS}
+BASELINE = "blockshot"
+
+
+def prepare(spec, opts, cmdlog):
+    """Check that a server can run here; for peers, that their tools exist and report a version."""
+    for tool in spec.tools:
+        if shutil.which(tool) is None:
+            return Prepared(False, f"'{tool}' is not installed or not on PATH")
+    if spec.prepare is not None:
+        return spec.prepare(spec, opts, cmdlog)
+    version = ""
+    if spec.version_argv:
+        proc = cmdlog.run(list(spec.version_argv), f"{spec.name} version", timeout=30)
+        if proc.returncode != 0:
+            return Prepared(False, f"'{util.shell_join(spec.version_argv)}' failed: "
+                                   f"{util.tail(proc.stderr, 3)}")
+        version = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else ""
+    return Prepared(True, version=version)

@@ -1,0 +1,199 @@
+"""Tests for the peer benchmark harness: /usr/bin/python3 -m unittest discover -s bench/tests
+
+The process tests use a stand-in launcher that runs nbdkit's memory plugin behind a shell parent.
+It exercises the harness's Blockshot code path (build step, socket wait, finding the pid that owns
+the socket, teardown); what it measures is nbdkit and is thrown away, never reported.
+"""
+
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import textwrap
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from peerslib import cli, fio, procs, report, runner, scenarios, servers, util  # noqa: E402
+
+FIO_STDOUT = "fio: connected to NBD server\n" + json.dumps({
+    "fio version": "fio-3.33",
+    "jobs": [{"jobname": "x", "error": 0,
+              "read": {"iops": 1000.5, "bw_bytes": 4098048,
+                       "clat_ns": {"percentile": {"50.000000": 412000, "99.000000": 1550300,
+                                                  "99.900000": 3000000}}},
+              "write": {"iops": 0, "bw_bytes": 0, "clat_ns": {}}}],
+})
+
+
+class PureHelpers(unittest.TestCase):
+    def test_sizes_parse_in_binary_units(self):
+        self.assertEqual(util.parse_size("1G"), 1 << 30)
+        self.assertEqual(util.parse_size("256M"), 256 << 20)
+        self.assertEqual(util.parse_size("1GiB"), 1 << 30)
+        self.assertEqual(util.parse_size("4096"), 4096)
+        self.assertEqual(util.format_size(1 << 30), "1G")
+        with self.assertRaises(ValueError):
+            util.parse_size("lots")
+
+    def test_numbers_keep_at_least_three_significant_figures(self):
+        self.assertEqual(util.format_number(41234.5), "41,234")
+        self.assertEqual(util.format_number(0.01234), "0.0123")
+        self.assertEqual(util.format_number(3.456), "3.46")
+        self.assertEqual(util.format_number(None), "-")
+
+    def test_rotation_gives_every_server_every_position(self):
+        order = ["a", "b", "c"]
+        self.assertEqual([runner.rotate(order, r) for r in range(3)],
+                         [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]])
+
+    def test_fio_json_is_found_after_the_nbd_banner(self):
+        job = fio.parse_output(FIO_STDOUT)["jobs"][0]
+        self.assertAlmostEqual(fio.iops(job, "read"), 1000.5)
+        self.assertAlmostEqual(fio.mb_per_s(job, "read"), 4.098048)
+
+    def test_latency_percentiles_come_back_in_microseconds(self):
+        job = fio.parse_output(FIO_STDOUT)["jobs"][0]
+        self.assertEqual(fio.latency_percentiles_us(job, "read", (50, 99.9)),
+                         {50.0: 412.0, 99.9: 3000.0})
+        with self.assertRaises(fio.FioError):
+            fio.latency_percentiles_us(job, "read", (99.999,))
+        with self.assertRaises(fio.FioError):
+            fio.latency_percentiles_us(job, "write")
+
+    def test_uncommon_percentiles_are_requested_from_fio(self):
+        argv = fio.nbd_argv("nbd+unix:///x?socket=/s", name="n", rw="randread", bs="4k",
+                            iodepth=1, size=1 << 20, runtime=1, percentiles=(50, 99.999))
+        self.assertIn("--percentile_list=50:99.999", argv)
+
+    def test_scenarios_select_by_name_and_tag_in_table_order(self):
+        rows = scenarios.select("nbdcopy-read,randread-4k-qd32")
+        self.assertEqual([r.name for r in rows], ["randread-4k-qd32", "nbdcopy-read"])
+        self.assertEqual(len(scenarios.select("foundation")), 5)
+        with self.assertRaises(ValueError):
+            scenarios.select("nope")
+
+    def test_ratios_are_of_medians_and_of_paired_rounds(self):
+        row = scenarios.BY_NAME["nbdcopy-read"]
+
+        def sample(rnd, server, value):
+            return {"round": rnd, "scenario": row.name, "server": server, "error": None,
+                    "metrics": {"mb_s": value}, "process": {"rss_peak_kib": 2048, "cpu_s": 1.0}}
+
+        samples = [sample(1, "blockshot", 200), sample(1, "nbdkit", 100),
+                   sample(2, "blockshot", 300), sample(2, "nbdkit", 300),
+                   sample(3, "blockshot", 100), sample(3, "nbdkit", 200)]
+        summary = report.summarize(samples, [row], ["blockshot", "nbdkit", "qemu-nbd"], "blockshot")
+        entry = summary[row.name]
+        self.assertEqual(entry["servers"]["blockshot"]["mb_s"]["median"], 200)
+        ratio = entry["ratios"]["blockshot/nbdkit"]["mb_s"]
+        self.assertAlmostEqual(ratio["of_medians"], 1.0)
+        self.assertEqual(ratio["paired"], [2.0, 1.0, 0.5])
+        self.assertNotIn("blockshot/qemu-nbd", entry["ratios"])
+        self.assertEqual(entry["servers"]["nbdkit"]["rss_peak_mib"]["median"], 2.0)
+        text = report.render(summary, [row], ["blockshot", "nbdkit", "qemu-nbd"], "blockshot",
+                             {"qemu-nbd": "missing"}, 3)
+        self.assertIn("1.00x", text)
+        self.assertIn("not run", text)
+
+    def test_server_command_lines_follow_the_documented_templates(self):
+        launch = servers.Launch(image="/w/i.raw", fmt="raw", socket="/w/s.sock")
+        opts = {"blockshot": "/repo/blockshot"}
+        cmd = {s.name: s.command(s, launch, opts) for s in servers.SERVERS}
+        self.assertEqual(cmd["blockshot"], ["/repo/blockshot", "serve", "/w/i.raw", "-f", "raw",
+                                            "--socket", "/w/s.sock", "--name", "disk",
+                                            "--shared", "8"])
+        self.assertEqual(cmd["qemu-nbd"], ["qemu-nbd", "-f", "raw", "-t", "-e", "8",
+                                           "--cache=writeback", "-x", "disk", "-k", "/w/s.sock",
+                                           "/w/i.raw"])
+        self.assertEqual(cmd["nbdkit"], ["nbdkit", "-U", "/w/s.sock", "-f", "file", "/w/i.raw"])
+        self.assertEqual(launch.uri, "nbd+unix:///disk?socket=/w/s.sock")
+
+
+STAND_IN = textwrap.dedent("""\
+    #!/bin/sh
+    # Test stand-in for the launcher: serves nbdkit's memory plugin from a child process.
+    if [ "$1" = "--version" ]; then echo "stand-in 0.0"; exit 0; fi
+    [ "$1" = serve ] || exit 2
+    sock=
+    while [ $# -gt 0 ]; do
+      case "$1" in --socket) sock="$2"; shift ;; esac
+      shift
+    done
+    nbdkit -U "$sock" -f memory 16M &
+    wait
+    """)
+
+
+@unittest.skipUnless(shutil.which("nbdkit") and shutil.which("fio") and shutil.which("nbdcopy"),
+                     "needs nbdkit, fio and nbdcopy")
+class ProcessHandling(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="peers-test-", dir="/var/tmp")
+        self.launcher = os.path.join(self.dir, "launcher")
+        with open(self.launcher, "w") as f:
+            f.write(STAND_IN)
+        os.chmod(self.launcher, os.stat(self.launcher).st_mode | stat.S_IEXEC)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_launcher_path_finds_the_socket_owner_and_tears_down(self):
+        opts = {"blockshot": self.launcher, "repo_root": self.dir, "build_timeout": 30}
+        spec = servers.BY_NAME["blockshot"]
+        log = util.CommandLog()
+        prepared = servers.prepare(spec, opts, log)
+        self.assertTrue(prepared.ok, prepared.reason)
+        self.assertEqual(prepared.version, "stand-in 0.0")
+        sock = os.path.join(self.dir, "s.sock")
+        launch = servers.Launch(image="/dev/null", fmt="raw", socket=sock)
+        server = procs.ServerProcess("blockshot", spec.command(spec, launch, opts), sock,
+                                     os.path.join(self.dir, "s.log"), cwd=self.dir)
+        try:
+            server.start(log, timeout=20)
+            self.assertNotEqual(server.server_pid, server.popen.pid)
+            self.assertIn(server.server_pid, server.tree_pids)
+            with procs.ProcessSampler(server.server_pid) as sampler:
+                proc = log.run(["nbdcopy", launch.uri, "null:"], "read")
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertGreater(sampler.result["rss_peak_kib"], 0)
+        finally:
+            server.stop()
+        self.assertFalse(os.path.exists(sock))
+        with self.assertRaises(ProcessLookupError):
+            os.killpg(server.popen.pid, 0)
+
+    def test_missing_launcher_is_skipped_with_a_reason(self):
+        opts = {"blockshot": os.path.join(self.dir, "absent"), "repo_root": self.dir,
+                "build_timeout": 30}
+        prepared = servers.prepare(servers.BY_NAME["blockshot"], opts, util.CommandLog())
+        self.assertFalse(prepared.ok)
+        self.assertIn("does not exist", prepared.reason)
+
+    def test_a_server_that_dies_at_start_is_reported(self):
+        server = procs.ServerProcess("x", ["sh", "-c", "echo boom; exit 7"],
+                                     os.path.join(self.dir, "x.sock"),
+                                     os.path.join(self.dir, "x.log"))
+        with self.assertRaises(procs.ServerStartError) as caught:
+            server.start(util.CommandLog(), timeout=10)
+        server.stop()
+        self.assertIn("boom", str(caught.exception))
+
+    def test_whole_run_through_the_launcher_path(self):
+        out = os.path.join(self.dir, "r.json")
+        code = cli.main(["--servers", "blockshot,nbdkit", "--blockshot", self.launcher,
+                         "--size", "16M", "--rounds", "1", "--runtime", "1", "--warmup", "0",
+                         "--scenarios", "randread-4k-qd32,nbdcopy-read", "--workdir", self.dir,
+                         "--json", out])
+        self.assertEqual(code, 0)
+        with open(out) as f:
+            doc = json.load(f)
+        self.assertEqual(len(doc["samples"]), 4)
+        self.assertIn("blockshot/nbdkit", doc["summary"]["randread-4k-qd32"]["ratios"])
+        self.assertEqual([e for e in os.listdir(self.dir) if e.startswith("blockshot-peers-")], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
