@@ -1,0 +1,104 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using Blockshot.Core;
+using Blockshot.Drivers.Raw;
+
+namespace Blockshot.Drivers;
+
+// Reads and writes: positional I/O through RandomAccess, FUA through pwritev2(RWF_DSYNC).
+public sealed partial class RawFileNode
+{
+    /// <inheritdoc/>
+    public override ValueTask ReadAsync(long offset, Memory<byte> buffer) =>
+        _direct ? ReadDirectAsync(offset, buffer) : ReadExactAsync(offset, buffer);
+
+    /// <inheritdoc/>
+    public override ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, IoFlags flags)
+    {
+        if (_readOnly)
+        {
+            return ReadOnlyFailure("write");
+        }
+        var fua = (flags & IoFlags.Fua) != 0;
+        return _direct ? WriteDirectAsync(offset, data, fua) : WriteAtAsync(offset, data, fua);
+    }
+
+    /// <summary>
+    /// Reads exactly <paramref name="buffer"/>.Length bytes, looping over short reads. Bytes past the end
+    /// of the file (it shrank under us, or an O_DIRECT read of the last partial block) read as zeros.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ReadExactAsync(long offset, Memory<byte> buffer)
+    {
+        try
+        {
+            while (!buffer.IsEmpty)
+            {
+                var n = await RandomAccess.ReadAsync(_handle, buffer, offset).ConfigureAwait(false);
+                if (n == 0 || (_direct && !IsAligned(n)))
+                {
+                    // End of file: an unaligned O_DIRECT count can only mean that too.
+                    buffer[n..].Span.Clear();
+                    return;
+                }
+                buffer = buffer[n..];
+                offset += n;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ThrowIo(e, "read", offset, buffer.Length);
+        }
+    }
+
+    /// <summary>Writes all of <paramref name="data"/>; with <paramref name="fua"/> it is durable on return.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WriteAtAsync(long offset, ReadOnlyMemory<byte> data, bool fua)
+    {
+        if (fua && !_dsyncWriteRefused)
+        {
+            long written;
+            using (var pin = data.Pin())
+            {
+                written = await StartDsyncWrite(pin, data.Length, offset).ConfigureAwait(false);
+            }
+            if (written >= 0)
+            {
+                return;
+            }
+            if (written != -Libc.ENOSYS && written != -Libc.EOPNOTSUPP)
+            {
+                ThrowErrno(written, "write", offset, data.Length);
+            }
+            _dsyncWriteRefused = true;
+        }
+        try
+        {
+            await RandomAccess.WriteAsync(_handle, data, offset).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ThrowIo(e, "write", offset, data.Length);
+        }
+        if (fua)
+        {
+            await SyncAsync(offset, data.Length).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>fdatasync, reporting failure against the request that asked for it.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask SyncAsync(long offset, long length)
+    {
+        var r = await SyscallOp.DataSync(_handle).ConfigureAwait(false);
+        if (r < 0)
+        {
+            ThrowErrno(r, "flush", offset, length);
+        }
+    }
+
+    private unsafe ValueTask<long> StartDsyncWrite(MemoryHandle pin, int length, long offset) =>
+        SyscallOp.WriteDsync(_handle, pin.Pointer, length, offset);
+
+    private bool IsAligned(long value) => (value & (_alignment - 1)) == 0;
+}
