@@ -20,6 +20,12 @@ public sealed class NbdServerOptions
     /// <summary>The export served to clients that ask for the empty name; defaults to the only export.</summary>
     public string? DefaultExport { get; init; }
 
+    /// <summary>
+    /// Whether to advertise that several connections may share an export (only when the node allows
+    /// it too). Servers limited to one connection turn it off, so clients do not try to open more.
+    /// </summary>
+    public bool AdvertiseMultiConn { get; init; } = true;
+
     /// <summary>Where request and reply buffers come from.</summary>
     public BufferPool Buffers { get; init; } = BufferPool.Shared;
 

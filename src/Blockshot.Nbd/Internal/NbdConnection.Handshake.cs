@@ -389,7 +389,7 @@ internal sealed partial class NbdConnection
         {
             flags |= NbdTransmissionFlags.SendDf;
         }
-        if (caps.Has(Core.NodeFeatures.MultiConn))
+        if (caps.Has(Core.NodeFeatures.MultiConn) && _options.AdvertiseMultiConn)
         {
             flags |= NbdTransmissionFlags.CanMultiConn;
         }

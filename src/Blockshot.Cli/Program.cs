@@ -1,0 +1,16 @@
+using System.CommandLine;
+using Blockshot.Cli.Commands;
+
+namespace Blockshot.Cli;
+
+/// <summary>Entry point of the <c>blockshot</c> command.</summary>
+internal static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var root = new RootCommand("Blockshot: block-device snapshots, change tracking and backups, served over NBD.");
+        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
+        return await CommandRunner.RunAsync(root, args).ConfigureAwait(false);
+    }
+}
