@@ -12,6 +12,7 @@ internal static class ServeCommand
     public static Command Create()
     {
         var file = new Argument<string>("FILE") { Description = "Image file or host block device to export" };
+        file.Validators.Add(CliValidation.NotAnOption);
         var format = new Option<string?>("--format", "-f") { Description = "Image format: raw or qcow2 (detected when omitted)" };
         format.AcceptOnlyFromAmong(ImageOpener.Formats);
         var socket = new Option<string?>("--socket", "-k") { Description = "Listen on this Unix socket" };
