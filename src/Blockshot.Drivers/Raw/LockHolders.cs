@@ -14,8 +14,11 @@ internal static class LockHolders
 {
     private static readonly TimeSpan Budget = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>"qemu-nbd (pid 123), dotnet (pid 456, this process)", or empty when none is found.</summary>
-    public static string Describe(in FileStat stat, long lockByte)
+    /// <summary>
+    /// "qemu-nbd (pid 123), dotnet (pid 456, this process)", or empty when none is found. The asking
+    /// descriptor <paramref name="ownFd"/> of this process is left out: it holds its own fresh locks.
+    /// </summary>
+    public static string Describe(in FileStat stat, long lockByte, int ownFd)
     {
         var key = string.Create(CultureInfo.InvariantCulture, $"{stat.DevMajor:x2}:{stat.DevMinor:x2}:{stat.Inode}");
         var found = new StringBuilder();
@@ -28,7 +31,7 @@ internal static class LockHolders
                 break;
             }
             var name = Path.GetFileName(dir);
-            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || !HoldsLock(dir, key, lockByte))
+            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || !HoldsLock(dir, key, lockByte, pid == self ? ownFd : -1))
             {
                 continue;
             }
@@ -41,10 +44,15 @@ internal static class LockHolders
         return found.ToString();
     }
 
-    private static bool HoldsLock(string processDir, string key, long lockByte)
+    private static bool HoldsLock(string processDir, string key, long lockByte, int skipFd)
     {
+        var skip = skipFd.ToString(CultureInfo.InvariantCulture);
         foreach (var info in EnumerateOrEmpty(Path.Combine(processDir, "fdinfo")))
         {
+            if (Path.GetFileName(info) == skip)
+            {
+                continue;
+            }
             string[] lines;
             try
             {
