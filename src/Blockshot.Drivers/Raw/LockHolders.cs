@@ -12,7 +12,7 @@ namespace Blockshot.Drivers.Raw;
 /// </summary>
 internal static class LockHolders
 {
-    private static readonly TimeSpan Budget = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// "qemu-nbd (pid 123), dotnet (pid 456, this process)", or empty when none is found. The asking
@@ -24,6 +24,12 @@ internal static class LockHolders
         var found = new StringBuilder();
         var self = Environment.ProcessId;
         var clock = Stopwatch.StartNew();
+
+        // This process first: another node of ours is the likeliest holder, and the cheapest to find.
+        if (HoldsLock($"/proc/{self}", key, lockByte, ownFd, clock))
+        {
+            found.Append(CultureInfo.InvariantCulture, $"{ReadComm($"/proc/{self}")} (pid {self}, this process)");
+        }
         foreach (var dir in EnumerateOrEmpty("/proc"))
         {
             if (clock.Elapsed > Budget)
@@ -31,7 +37,8 @@ internal static class LockHolders
                 break;
             }
             var name = Path.GetFileName(dir);
-            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || !HoldsLock(dir, key, lockByte, pid == self ? ownFd : -1))
+            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == self
+                || !HoldsLock(dir, key, lockByte, -1, clock))
             {
                 continue;
             }
@@ -39,16 +46,20 @@ internal static class LockHolders
             {
                 found.Append(", ");
             }
-            found.Append(CultureInfo.InvariantCulture, $"{ReadComm(dir)} (pid {pid}{(pid == self ? ", this process" : "")})");
+            found.Append(CultureInfo.InvariantCulture, $"{ReadComm(dir)} (pid {pid})");
         }
         return found.ToString();
     }
 
-    private static bool HoldsLock(string processDir, string key, long lockByte, int skipFd)
+    private static bool HoldsLock(string processDir, string key, long lockByte, int skipFd, Stopwatch clock)
     {
         var skip = skipFd.ToString(CultureInfo.InvariantCulture);
         foreach (var info in EnumerateOrEmpty(Path.Combine(processDir, "fdinfo")))
         {
+            if (clock.Elapsed > Budget)
+            {
+                return false;
+            }
             if (Path.GetFileName(info) == skip)
             {
                 continue;

@@ -49,10 +49,7 @@ public sealed class RawFileAllocationTests : IDisposable
         }
 
         await RunAsync(200); // warm up: pooled state machines, the handle's reusable task source
-        var before = GC.GetTotalAllocatedBytes(precise: true);
-        await RunAsync(Requests);
-        var perRequest = (GC.GetTotalAllocatedBytes(precise: true) - before) / (2.0 * Requests);
-        Assert.True(perRequest < 8, $"{perRequest:0.0} bytes allocated per request");
+        await AssertAllocationFreeAsync(RunAsync);
     }
 
     [RequiresOptimizedBuildFact]
@@ -73,9 +70,23 @@ public sealed class RawFileAllocationTests : IDisposable
         }
 
         await RunAsync(200);
-        var before = GC.GetTotalAllocatedBytes(precise: true);
-        await RunAsync(Requests);
-        var perRequest = (GC.GetTotalAllocatedBytes(precise: true) - before) / (2.0 * Requests);
-        Assert.True(perRequest < 8, $"{perRequest:0.0} bytes allocated per request");
+        await AssertAllocationFreeAsync(RunAsync);
+    }
+
+    /// <summary>
+    /// Runs the loop a few times and judges the quietest run: other threads of the process (the test
+    /// runner reporting results) add noise to a process-wide count, a per-request allocation shows in
+    /// every run.
+    /// </summary>
+    private static async Task AssertAllocationFreeAsync(Func<int, Task> run)
+    {
+        var best = double.MaxValue;
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            await run(Requests);
+            best = Math.Min(best, (GC.GetTotalAllocatedBytes(precise: true) - before) / (2.0 * Requests));
+        }
+        Assert.True(best < 8, $"{best:0.0} bytes allocated per request");
     }
 }

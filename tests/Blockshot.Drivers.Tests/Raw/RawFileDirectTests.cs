@@ -137,6 +137,23 @@ public sealed class RawFileDirectTests : IDisposable
         Assert.Equal(new byte[] { 7, 8, 9 }, file[^3..]);
     }
 
+    [Fact]
+    public async Task Resizing_a_direct_node_to_an_odd_size_and_writing_its_tail_keeps_that_size()
+    {
+        var path = RawFiles.CreateSparse(_dir.File("resize.raw"), 1 << 20);
+        await using var node = RawFileNode.Open(path, RawFiles.Options(_pool, direct: true));
+        const long Odd = (2 << 20) + 333;
+        var writes = Enumerable.Range(0, 16).Select(i => node.WriteAsync(i * 4096 + 1, Patterns.Make(100, i, i), IoFlags.None).AsTask());
+        await Task.WhenAll(writes.Append(node.ResizeAsync(Odd).AsTask()));
+        await node.WriteAsync(Odd - 10, Patterns.Make(10, Odd, 1), IoFlags.None);
+        Assert.Equal(Odd, node.Size);
+        Assert.Equal(Odd, new FileInfo(path).Length);
+        var tail = new byte[10];
+        await node.ReadAsync(Odd - 10, tail);
+        Assert.Equal(Patterns.Make(10, Odd, 1), tail);
+        Assert.Equal(0, node.RangeLocksHeld);
+    }
+
     /// <summary>The open flags of this process's descriptor for <paramref name="path"/>, from /proc/self/fdinfo.</summary>
     private static int OpenFlagsOf(string path)
     {

@@ -8,6 +8,9 @@ public sealed class RawFileZeroTrimTests : IDisposable
 {
     private const int Size = 8 << 20;
 
+    // Splitting extents can cost the filesystem a block or two of extent tree, counted in st_blocks.
+    private const int MetadataSlack = 64 << 10;
+
     private readonly TempDir _dir = new("blockshot-raw-zero");
     private readonly BufferPool _pool = new();
 
@@ -34,7 +37,7 @@ public sealed class RawFileZeroTrimTests : IDisposable
         await node.TrimAsync((5 << 20) + 1, 4096 * 10, IoFlags.Fua); // unaligned: whole blocks inside are freed
 
         var after = await StatBlocksAsync(path);
-        Assert.True((before - after) * 512 >= (2 << 20) + 4096 * 9, $"blocks {before} -> {after}");
+        Assert.True((before - after) * 512 >= (2 << 20) + 4096 * 9 - MetadataSlack, $"blocks {before} -> {after}");
         Assert.Equal(after * 512, node.GetAllocatedBytes());
         var model = Model();
         model.Zero(1 << 20, 2 << 20);
@@ -52,11 +55,11 @@ public sealed class RawFileZeroTrimTests : IDisposable
 
         await node.WriteZeroesAsync(1 << 20, 1 << 20, IoFlags.None);
         var kept = await StatBlocksAsync(path);
-        Assert.Equal(before, kept); // ZERO_RANGE on ext4 keeps the blocks (as unwritten extents)
+        Assert.True(kept >= before, $"blocks {before} -> {kept}"); // ZERO_RANGE on ext4 keeps the blocks (as unwritten extents)
 
         await node.WriteZeroesAsync(4 << 20, 1 << 20, IoFlags.MayTrim);
         var freed = await StatBlocksAsync(path);
-        Assert.True((kept - freed) * 512 >= 1 << 20, $"blocks {kept} -> {freed}");
+        Assert.True((kept - freed) * 512 >= (1 << 20) - MetadataSlack, $"blocks {kept} -> {freed}");
 
         var model = Model();
         model.Zero(1 << 20, 1 << 20);
