@@ -89,7 +89,7 @@ internal static unsafe class ImageLock
             var errno = SetSharedLock(handle, b);
             if (errno == Libc.EAGAIN || errno == Libc.EACCES)
             {
-                throw Conflict(path, stat, b, $"another process holds an exclusive lock on byte {b}", mode);
+                throw Conflict(handle, path, stat, b, $"another process holds an exclusive lock on byte {b}", mode);
             }
             if (errno != 0)
             {
@@ -104,7 +104,7 @@ internal static unsafe class ImageLock
         {
             if ((held & (1 << i)) != 0 && IsLockedByOthers(handle, path, SharedBase + i))
             {
-                throw Conflict(path, stat, SharedBase + i,
+                throw Conflict(handle, path, stat, SharedBase + i,
                     $"another process is using it and does not share the \"{Names[i]}\" permission this {mode} open needs", mode);
             }
         }
@@ -112,15 +112,15 @@ internal static unsafe class ImageLock
         {
             if ((notShared & (1 << i)) != 0 && IsLockedByOthers(handle, path, PermissionBase + i))
             {
-                throw Conflict(path, stat, PermissionBase + i,
+                throw Conflict(handle, path, stat, PermissionBase + i,
                     $"another process holds the \"{Names[i]}\" permission, which this {mode} open does not share", mode);
             }
         }
     }
 
-    private static ImageOpenException Conflict(string path, in FileStat stat, int lockByte, string why, string mode)
+    private static ImageOpenException Conflict(SafeFileHandle handle, string path, in FileStat stat, int lockByte, string why, string mode)
     {
-        var holders = LockHolders.Describe(stat, lockByte);
+        var holders = LockHolders.Describe(stat, lockByte, (int)handle.DangerousGetHandle());
         var who = holders.Length > 0 ? $" (held by {holders})" : "";
         return new ImageOpenException(
             ImageOpenError.Locked, path,

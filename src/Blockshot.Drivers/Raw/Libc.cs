@@ -38,6 +38,7 @@ internal static unsafe partial class Libc
     public const int ENOSYS = 38;
     public const int ELOOP = 40;
     public const int EOPNOTSUPP = 95;
+    public const int EDQUOT = 122;
 
     // lseek(2) whence.
     public const int SeekSet = 0;

@@ -12,15 +12,24 @@ namespace Blockshot.Drivers.Raw;
 /// </summary>
 internal static class LockHolders
 {
-    private static readonly TimeSpan Budget = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(2);
 
-    /// <summary>"qemu-nbd (pid 123), dotnet (pid 456, this process)", or empty when none is found.</summary>
-    public static string Describe(in FileStat stat, long lockByte)
+    /// <summary>
+    /// "qemu-nbd (pid 123), dotnet (pid 456, this process)", or empty when none is found. The asking
+    /// descriptor <paramref name="ownFd"/> of this process is left out: it holds its own fresh locks.
+    /// </summary>
+    public static string Describe(in FileStat stat, long lockByte, int ownFd)
     {
         var key = string.Create(CultureInfo.InvariantCulture, $"{stat.DevMajor:x2}:{stat.DevMinor:x2}:{stat.Inode}");
         var found = new StringBuilder();
         var self = Environment.ProcessId;
         var clock = Stopwatch.StartNew();
+
+        // This process first: another node of ours is the likeliest holder, and the cheapest to find.
+        if (HoldsLock($"/proc/{self}", key, lockByte, ownFd, clock))
+        {
+            found.Append(CultureInfo.InvariantCulture, $"{ReadComm($"/proc/{self}")} (pid {self}, this process)");
+        }
         foreach (var dir in EnumerateOrEmpty("/proc"))
         {
             if (clock.Elapsed > Budget)
@@ -28,7 +37,8 @@ internal static class LockHolders
                 break;
             }
             var name = Path.GetFileName(dir);
-            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || !HoldsLock(dir, key, lockByte))
+            if (!int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == self
+                || !HoldsLock(dir, key, lockByte, -1, clock))
             {
                 continue;
             }
@@ -36,15 +46,24 @@ internal static class LockHolders
             {
                 found.Append(", ");
             }
-            found.Append(CultureInfo.InvariantCulture, $"{ReadComm(dir)} (pid {pid}{(pid == self ? ", this process" : "")})");
+            found.Append(CultureInfo.InvariantCulture, $"{ReadComm(dir)} (pid {pid})");
         }
         return found.ToString();
     }
 
-    private static bool HoldsLock(string processDir, string key, long lockByte)
+    private static bool HoldsLock(string processDir, string key, long lockByte, int skipFd, Stopwatch clock)
     {
+        var skip = skipFd.ToString(CultureInfo.InvariantCulture);
         foreach (var info in EnumerateOrEmpty(Path.Combine(processDir, "fdinfo")))
         {
+            if (clock.Elapsed > Budget)
+            {
+                return false;
+            }
+            if (Path.GetFileName(info) == skip)
+            {
+                continue;
+            }
             string[] lines;
             try
             {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Blockshot.Core;
 using Blockshot.Drivers.Raw;
@@ -9,8 +10,11 @@ namespace Blockshot.Drivers;
 public sealed partial class RawFileNode
 {
     /// <inheritdoc/>
-    public override ValueTask ReadAsync(long offset, Memory<byte> buffer) =>
-        _direct ? ReadDirectAsync(offset, buffer) : ReadExactAsync(offset, buffer);
+    public override ValueTask ReadAsync(long offset, Memory<byte> buffer)
+    {
+        Debug.Assert(offset >= 0 && offset + buffer.Length <= Size, "requests are validated at the graph entry");
+        return _direct ? ReadDirectAsync(offset, buffer) : ReadExactAsync(offset, buffer);
+    }
 
     /// <inheritdoc/>
     public override ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, IoFlags flags)
@@ -19,6 +23,7 @@ public sealed partial class RawFileNode
         {
             return ReadOnlyFailure("write");
         }
+        Debug.Assert(offset >= 0 && offset + data.Length <= Size, "requests are validated at the graph entry");
         var fua = (flags & IoFlags.Fua) != 0;
         return _direct ? WriteDirectAsync(offset, data, fua) : WriteAtAsync(offset, data, fua);
     }
@@ -82,18 +87,18 @@ public sealed partial class RawFileNode
         }
         if (fua)
         {
-            await SyncAsync(offset, data.Length).ConfigureAwait(false);
+            await SyncAsync("sync after write", offset, data.Length).ConfigureAwait(false);
         }
     }
 
     /// <summary>fdatasync, reporting failure against the request that asked for it.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask SyncAsync(long offset, long length)
+    private async ValueTask SyncAsync(string operation, long offset, long length)
     {
         var r = await SyscallOp.DataSync(_handle).ConfigureAwait(false);
         if (r < 0)
         {
-            ThrowErrno(r, "flush", offset, length);
+            ThrowErrno(r, operation, offset, length);
         }
     }
 

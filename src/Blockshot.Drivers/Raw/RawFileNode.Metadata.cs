@@ -23,7 +23,7 @@ public sealed partial class RawFileNode
     }
 
     /// <summary>fdatasync: every completed write is durable when this returns.</summary>
-    public override ValueTask FlushAsync() => SyncAsync(0, 0);
+    public override ValueTask FlushAsync() => SyncAsync("flush", 0, 0);
 
     /// <summary>Changes the size of a regular file (ftruncate); block devices and read-only nodes refuse.</summary>
     public override ValueTask ResizeAsync(long newSize)
@@ -55,10 +55,13 @@ public sealed partial class RawFileNode
 
     private async ValueTask TruncateAsync(long newSize)
     {
+        // O_DIRECT: exclude every write, so a read-modify-write of an odd-sized file's last block
+        // cannot cut the file back to the old size after this resize.
+        using var held = _direct ? await _rmwLock.AcquireAsync(0, long.MaxValue).ConfigureAwait(false) : default;
         var r = await SyscallOp.Truncate(_handle, newSize).ConfigureAwait(false);
         if (r < 0)
         {
-            ThrowErrno(r, "resize", newSize, 0);
+            ThrowErrno(r, $"resize to {newSize} bytes", 0, 0);
         }
         Volatile.Write(ref _size, newSize);
     }

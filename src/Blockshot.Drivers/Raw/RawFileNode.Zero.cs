@@ -56,7 +56,7 @@ public sealed partial class RawFileNode
         }
         if ((flags & IoFlags.Fua) != 0)
         {
-            await SyncAsync(offset, length).ConfigureAwait(false);
+            await SyncAsync("sync after write-zeroes", offset, length).ConfigureAwait(false);
         }
     }
 
@@ -100,7 +100,7 @@ public sealed partial class RawFileNode
         }
         if ((flags & IoFlags.Fua) != 0)
         {
-            await SyncAsync(offset, length).ConfigureAwait(false);
+            await SyncAsync("sync after write-zeroes", offset, length).ConfigureAwait(false);
         }
     }
 
@@ -148,7 +148,7 @@ public sealed partial class RawFileNode
         }
         if ((flags & IoFlags.Fua) != 0)
         {
-            await SyncAsync(offset, length).ConfigureAwait(false);
+            await SyncAsync("sync after trim", offset, length).ConfigureAwait(false);
         }
     }
 
@@ -171,7 +171,7 @@ public sealed partial class RawFileNode
         }
         if ((flags & IoFlags.Fua) != 0)
         {
-            await SyncAsync(offset, length).ConfigureAwait(false);
+            await SyncAsync("sync after trim", offset, length).ConfigureAwait(false);
         }
     }
 

@@ -272,24 +272,27 @@ public sealed partial class RawFileNode : BlockNode
         var errno = (int)-negativeErrno;
         var error = errno switch
         {
-            Libc.ENOSPC or Libc.EFBIG or 122 /* EDQUOT */ => BlockError.NoSpace,
+            Libc.ENOSPC or Libc.EFBIG or Libc.EDQUOT => BlockError.NoSpace,
             Libc.EOPNOTSUPP => BlockError.NotSupported,
             Libc.EINVAL => BlockError.Invalid,
             _ => BlockError.Io,
         };
-        throw new BlockException(error, $"{operation} of {length} bytes at {offset} on {Path}: {Libc.Describe(errno)}");
+        throw new BlockException(error, $"{Describe(operation, offset, length)}: {Libc.Describe(errno)}");
     }
 
     [DoesNotReturn]
     private void ThrowIo(Exception e, string operation, long offset, long length)
     {
-        var what = $"{operation} of {length} bytes at {offset} on {Path}";
+        var what = Describe(operation, offset, length);
         if (e is IOException io)
         {
             BlockThrow.FromIo(io, what);
         }
         throw new BlockException(BlockError.Io, $"{what}: {e.Message}", e);
     }
+
+    private string Describe(string operation, long offset, long length) =>
+        length > 0 ? $"{operation} of {length} bytes at {offset} on {Path}" : $"{operation} on {Path}";
 
     private ValueTask ReadOnlyFailure(string operation) =>
         ValueTask.FromException(new BlockException(BlockError.ReadOnly, $"{operation} refused: {Path} is open read-only"));

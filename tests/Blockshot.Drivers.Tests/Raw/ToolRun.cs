@@ -2,12 +2,6 @@ using System.Diagnostics;
 
 namespace Blockshot.Drivers.Tests.Raw;
 
-/// <summary>The outcome of running an external tool.</summary>
-public sealed record ToolResult(int ExitCode, string Stdout, string Stderr)
-{
-    public string Output => $"exit {ExitCode}\nstdout: {Stdout}\nstderr: {Stderr}";
-}
-
 /// <summary>Runs external tools (qemu-img, qemu-io, losetup, mount…) with a timeout.</summary>
 public static class ToolRun
 {
