@@ -59,6 +59,7 @@ internal static unsafe partial class Libc
 
     // pwritev2(2) flags.
     public const int RwfDsync = 0x02;
+    public const int RwfNowait = 0x08;
 
     // statx(2).
     public const int AtEmptyPath = 0x1000;
@@ -114,6 +115,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "ftruncate", SetLastError = true)]
     public static partial int FTruncate(SafeFileHandle fd, long length);
+
+    [LibraryImport(Lib, EntryPoint = "preadv2", SetLastError = true)]
+    public static partial nint PReadV2(SafeFileHandle fd, IoVector* vectors, int count, long offset, int flags);
 
     [LibraryImport(Lib, EntryPoint = "pwritev2", SetLastError = true)]
     public static partial nint PWriteV2(SafeFileHandle fd, IoVector* vectors, int count, long offset, int flags);

@@ -6,14 +6,20 @@ using Blockshot.Drivers.Raw;
 
 namespace Blockshot.Drivers;
 
-// Reads and writes: positional I/O through RandomAccess, FUA through pwritev2(RWF_DSYNC).
+// Reads and writes: the page cache inline when it can answer at once (RawFileNode.Nowait.cs),
+// otherwise positional I/O through RandomAccess; FUA through pwritev2(RWF_DSYNC).
 public sealed partial class RawFileNode
 {
     /// <inheritdoc/>
     public override ValueTask ReadAsync(long offset, Memory<byte> buffer)
     {
         Debug.Assert(offset >= 0 && offset + buffer.Length <= Size, "requests are validated at the graph entry");
-        return _direct ? ReadDirectAsync(offset, buffer) : ReadExactAsync(offset, buffer);
+        if (_direct)
+        {
+            return ReadDirectAsync(offset, buffer);
+        }
+        var n = TryReadNowait(offset, buffer.Span);
+        return n == buffer.Length ? default : ReadExactAsync(offset + n, buffer[n..]);
     }
 
     /// <inheritdoc/>
@@ -25,7 +31,21 @@ public sealed partial class RawFileNode
         }
         Debug.Assert(offset >= 0 && offset + data.Length <= Size, "requests are validated at the graph entry");
         var fua = (flags & IoFlags.Fua) != 0;
-        return _direct ? WriteDirectAsync(offset, data, fua) : WriteAtAsync(offset, data, fua);
+        if (_direct)
+        {
+            return WriteDirectAsync(offset, data, fua);
+        }
+        if (!fua)
+        {
+            var n = TryWriteNowait(offset, data.Span);
+            if (n == data.Length)
+            {
+                return default;
+            }
+            offset += n;
+            data = data[n..];
+        }
+        return WriteAtAsync(offset, data, fua);
     }
 
     /// <summary>
