@@ -9,9 +9,8 @@ namespace Blockshot.Nbd.Internal;
 /// <summary>Running requests on the export's slot and building their replies.</summary>
 internal sealed partial class NbdConnection
 {
-    // Read data starts on a page boundary in its buffer (so O_DIRECT needs no bounce) with the
-    // reply header written just before it; the header and data go out as one slice.
-    private const int DataStart = 4096;
+    // Read data fills a pooled buffer of exactly its length (page-aligned, so O_DIRECT needs no
+    // bounce); the reply header goes in the lane's small buffer, and the sender coalesces both.
     private const int OffsetDataHeader = NbdMagic.ChunkHeaderSize + 8;
     private const int HoleChunkSize = NbdMagic.ChunkHeaderSize + 12;
     private const int HoleBlock = 4096;
@@ -113,42 +112,40 @@ internal sealed partial class NbdConnection
             }
             return;
         }
-        var buffer = _pool.Rent(DataStart + length);
+        var buffer = _pool.Rent(length);
         lane.Buffer = buffer;
-        await slot.ReadAsync((long)request.Offset, buffer.Memory.Slice(DataStart, length)).ConfigureAwait(false);
-        var span = buffer.Span;
+        await slot.ReadAsync((long)request.Offset, buffer.Memory).ConfigureAwait(false);
         if (!_structured)
         {
-            NbdWire.WriteSimpleReply(span[(DataStart - NbdMagic.SimpleReplySize)..], 0, request.Cookie);
-            lane.AddBuffer(DataStart - NbdMagic.SimpleReplySize, NbdMagic.SimpleReplySize + length);
+            NbdWire.WriteSimpleReply(lane.Small, 0, request.Cookie);
+            lane.AddSmall(0, NbdMagic.SimpleReplySize);
+            lane.AddBuffer(0, length);
             return;
         }
-        if ((request.Flags & NbdCommandFlags.DontFragment) == 0 && length >= _options.HoleScanMinLength
-            && AddSparseRead(lane, span, request))
+        if ((request.Flags & NbdCommandFlags.DontFragment) != 0 || length < _options.HoleScanMinLength
+            || !AddSparseRead(lane, buffer.Span, request))
         {
-            return;
+            WriteDataChunkHeader(lane.Small, done: true, request.Cookie, request.Offset, length);
+            lane.AddSmall(0, OffsetDataHeader);
+            lane.AddBuffer(0, length);
         }
-        WriteDataChunkHeader(span, DataStart, done: true, request.Cookie, request.Offset, length);
-        lane.AddBuffer(DataStart - OffsetDataHeader, OffsetDataHeader + length);
     }
 
-    private static void WriteDataChunkHeader(Span<byte> buffer, int dataAt, bool done, ulong cookie, ulong offset, int length)
+    private static void WriteDataChunkHeader(Span<byte> destination, bool done, ulong cookie, ulong offset, int length)
     {
-        var at = dataAt - OffsetDataHeader;
-        NbdWire.WriteChunkHeader(buffer[at..], done, NbdReplyType.OffsetData, cookie, (uint)(8 + length));
-        BinaryPrimitives.WriteUInt64BigEndian(buffer[(at + NbdMagic.ChunkHeaderSize)..], offset);
+        NbdWire.WriteChunkHeader(destination, done, NbdReplyType.OffsetData, cookie, (uint)(8 + length));
+        BinaryPrimitives.WriteUInt64BigEndian(destination[NbdMagic.ChunkHeaderSize..], offset);
     }
 
     /// <summary>
     /// Sends zero runs of at least <see cref="MinHoleRun"/> as hole chunks. Headers are written in
-    /// place: a data chunk's header goes in the last bytes before its data (the tail of the hole run
-    /// before it, or the buffer's prefix), a hole chunk in the first bytes of its own run. Returns
-    /// false when there is no hole worth sending.
+    /// place where the data allows: a data chunk after a hole takes the last bytes of that hole, a
+    /// hole chunk the first bytes of its own run; only a leading data chunk's header goes in the
+    /// lane's small buffer. Returns false when there is no hole worth sending.
     /// </summary>
-    private static bool AddSparseRead(Lane lane, Span<byte> buffer, NbdRequest request)
+    private static bool AddSparseRead(Lane lane, Span<byte> data, NbdRequest request)
     {
         var length = (int)request.Length;
-        var data = buffer.Slice(DataStart, length);
         Span<int> runs = stackalloc int[64];
         var count = 0;
         var pos = 0;
@@ -183,17 +180,26 @@ internal sealed partial class NbdConnection
             if (holeStart > cursor)
             {
                 var done = i == count;
-                WriteDataChunkHeader(buffer, DataStart + cursor, done, request.Cookie, request.Offset + (ulong)cursor, holeStart - cursor);
-                lane.AddBuffer(DataStart + cursor - OffsetDataHeader, OffsetDataHeader + holeStart - cursor);
+                if (cursor == 0)
+                {
+                    WriteDataChunkHeader(lane.Small, done, request.Cookie, request.Offset, holeStart);
+                    lane.AddSmall(0, OffsetDataHeader);
+                    lane.AddBuffer(0, holeStart);
+                }
+                else
+                {
+                    WriteDataChunkHeader(data[(cursor - OffsetDataHeader)..], done, request.Cookie, request.Offset + (ulong)cursor, holeStart - cursor);
+                    lane.AddBuffer(cursor - OffsetDataHeader, OffsetDataHeader + holeStart - cursor);
+                }
             }
             if (i < count)
             {
                 var holeEnd = runs[i + 1];
-                var at = DataStart + holeStart;
                 var done = i + 2 == count && holeEnd == length;
-                NbdWire.WriteChunkHeader(buffer[at..], done, NbdReplyType.OffsetHole, request.Cookie, 12);
-                BinaryPrimitives.WriteUInt64BigEndian(buffer[(at + NbdMagic.ChunkHeaderSize)..], request.Offset + (ulong)holeStart);
-                BinaryPrimitives.WriteUInt32BigEndian(buffer[(at + NbdMagic.ChunkHeaderSize + 8)..], (uint)(holeEnd - holeStart));
+                var at = holeStart;
+                NbdWire.WriteChunkHeader(data[at..], done, NbdReplyType.OffsetHole, request.Cookie, 12);
+                BinaryPrimitives.WriteUInt64BigEndian(data[(at + NbdMagic.ChunkHeaderSize)..], request.Offset + (ulong)holeStart);
+                BinaryPrimitives.WriteUInt32BigEndian(data[(at + NbdMagic.ChunkHeaderSize + 8)..], (uint)(holeEnd - holeStart));
                 lane.AddBuffer(at, HoleChunkSize);
                 cursor = holeEnd;
             }
