@@ -181,11 +181,14 @@ public sealed class FuseMount : IDisposable
         return new FuseStaleCleanup(full, mounts, loops);
     }
 
-    /// <summary>False when <paramref name="path"/> reports ENOTCONN or ECONNABORTED: its FUSE server is gone.</summary>
+    /// <summary>
+    /// False when <paramref name="path"/> reports ENOTCONN or ECONNABORTED: its FUSE server is gone. The
+    /// attributes are fetched afresh (AT_STATX_FORCE_SYNC): cached ones would hide a dead connection.
+    /// </summary>
     internal static unsafe bool IsAlive(string path)
     {
         var statx = stackalloc byte[256];
-        if (Libc.Statx(Libc.AtFdCwd, path, Libc.AtSymlinkNoFollow, Libc.StatxBasicStats, statx) == 0)
+        if (Libc.Statx(Libc.AtFdCwd, path, Libc.AtSymlinkNoFollow | Libc.AtStatxForceSync, Libc.StatxBasicStats, statx) == 0)
         {
             return true;
         }

@@ -49,6 +49,7 @@ internal static unsafe partial class Libc
 
     public const int AtFdCwd = -100;
     public const int AtSymlinkNoFollow = 0x100;
+    public const int AtStatxForceSync = 0x2000;
     public const uint StatxBasicStats = 0x7ff;
 
     [StructLayout(LayoutKind.Sequential)]
