@@ -108,11 +108,11 @@ internal sealed class FakeKernel : IAsyncDisposable
         fixed (byte* p = _receive)
         {
             var n = (int)Libc.Read(_kernel, p, _receive.Length);
-            if (n < FuseOutHeader.WireSize)
+            // No Assert here: this runs in the allocation test, and assertions allocate.
+            if (n < FuseOutHeader.WireSize || n != FuseOutHeader.Read(_receive).Length)
             {
-                throw new InvalidDataException($"short reply of {n} bytes (errno {Libc.Errno})");
+                throw new InvalidDataException($"bad reply of {n} bytes (errno {Libc.Errno})");
             }
-            Assert.Equal(n, (int)FuseOutHeader.Read(_receive).Length);
             return n;
         }
     }

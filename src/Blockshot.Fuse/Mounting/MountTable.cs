@@ -43,8 +43,8 @@ internal static class MountTable
         {
             // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
             var fields = line.Split(' ');
-            var dash = Array.IndexOf(fields, "-", 6);
-            if (fields.Length < 7 || dash < 0 || dash + 2 >= fields.Length)
+            var dash = fields.Length < 7 ? -1 : Array.IndexOf(fields, "-", 6);
+            if (dash < 0 || dash + 2 >= fields.Length)
             {
                 continue;
             }
