@@ -6,20 +6,35 @@ using Blockshot.Fuse;
 
 [assembly: SupportedOSPlatform("linux")]
 
-// Usage: Blockshot.Fuse.TestHost MOUNTPOINT SIZE_MIB [--loop]
-// Serves a memory node on MOUNTPOINT (with a loop device that outlives this process when --loop is
-// given), prints "READY <loop device or ->", and serves until stdin closes. Tests kill it with SIGKILL
-// to leave a stale mount behind.
+// Usage: Blockshot.Fuse.TestHost MOUNTPOINT SIZE_MIB [--loop | --export-loop] [--node memory|null] [--readers N] [--buffered-loop]
+// Serves a node on MOUNTPOINT, prints "READY <loop device or ->", and serves until stdin closes.
+//   --loop         attach a loop device without auto-clear, as losetup does, so it outlives this
+//                  process (the stale-mount tests kill this process with SIGKILL);
+//   --export-loop  let the export attach its own loop device (for benchmarks with fio).
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: Blockshot.Fuse.TestHost MOUNTPOINT SIZE_MIB [--loop]");
+    Console.Error.WriteLine("usage: Blockshot.Fuse.TestHost MOUNTPOINT SIZE_MIB [--loop | --export-loop] [--node memory|null] [--readers N] [--buffered-loop]");
     return 2;
 }
 var size = long.Parse(args[1], CultureInfo.InvariantCulture) << 20;
-var node = new MemoryNode(size);
-await node.WriteAsync(0, new byte[] { 0xB5, 0x0C, 0x5A, 0x07 }, IoFlags.None);
-await using var export = await FuseExport.StartAsync(node, args[0], new FuseExportOptions { CreateMountpoint = false });
-string loop = "-";
+var kind = Option("--node") ?? "memory";
+BlockNode node = kind == "null" ? new NullNode(size) : new MemoryNode(size);
+if (node is MemoryNode)
+{
+    await node.WriteAsync(0, new byte[] { 0xB5, 0x0C, 0x5A, 0x07 }, IoFlags.None);
+}
+var options = new FuseExportOptions
+{
+    CreateMountpoint = false,
+    Loop = args.Contains("--export-loop"),
+    DirectIo = !args.Contains("--buffered-loop"),
+};
+if (Option("--readers") is { } readers)
+{
+    options = options with { Readers = int.Parse(readers, CultureInfo.InvariantCulture) };
+}
+await using var export = await FuseExport.StartAsync(node, args[0], options);
+var loop = export.LoopDevicePath ?? "-";
 if (args.Contains("--loop"))
 {
     // Without auto-clear, as losetup does: the device stays bound when this process dies.
@@ -29,4 +44,11 @@ if (args.Contains("--loop"))
 Console.WriteLine($"READY {loop}");
 Console.Out.Flush();
 await Console.In.ReadLineAsync();
+Console.Error.WriteLine(export.Counters);
 return 0;
+
+string? Option(string name)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}

@@ -94,6 +94,32 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMs);
 
+    public const int EpollCloExec = 0x80000;
+    public const int EpollCtlAdd = 1;
+    public const uint EpollIn = 0x1;
+    public const uint EpollExclusive = 1u << 28;
+
+    /// <summary>Bytes of <c>struct epoll_event</c>: packed to 12 on x86-64, 16 elsewhere.</summary>
+    public static readonly int EpollEventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
+
+    [LibraryImport(Lib, EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int EpollCreate1(int flags);
+
+    [LibraryImport(Lib, EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int EpollCtl(int epfd, int op, int fd, byte* ev);
+
+    [LibraryImport(Lib, EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epfd, byte* events, int maxEvents, int timeoutMs);
+
+    /// <summary>Adds <paramref name="fd"/> to an epoll set for <paramref name="events"/>; returns 0 or -1.</summary>
+    public static int EpollAdd(int epfd, int fd, uint events)
+    {
+        var ev = stackalloc byte[16];
+        new Span<byte>(ev, 16).Clear();
+        *(uint*)ev = events;
+        return EpollCtl(epfd, EpollCtlAdd, fd, ev);
+    }
+
     [LibraryImport(Lib, EntryPoint = "eventfd", SetLastError = true)]
     public static partial int EventFd(uint initial, int flags);
 

@@ -41,6 +41,7 @@ internal sealed class FuseSession : IDisposable
     private volatile bool _stopping;
     private int _end;
     private Exception? _fault;
+    private Exception? _replyFault;
     private long _errorReplies;
     private long _lostReplies;
     private long _interrupts;
@@ -98,13 +99,16 @@ internal sealed class FuseSession : IDisposable
     /// <summary>The failure that ended the session, if it ended by failing.</summary>
     public Exception? Fault => Volatile.Read(ref _fault);
 
+    /// <summary>The last reply the kernel refused (other than for a request it had abandoned), or null.</summary>
+    public Exception? ReplyFault => Volatile.Read(ref _replyFault);
+
     /// <summary>Requests now being served asynchronously.</summary>
     public int InFlight => Volatile.Read(ref _inflight);
 
     /// <summary>Replies carrying an error.</summary>
     public long ErrorReplies => Volatile.Read(ref _errorReplies);
 
-    /// <summary>Replies the kernel no longer wanted (the request was interrupted or the connection closed).</summary>
+    /// <summary>Replies the kernel did not take (the request was abandoned, the connection closed, or the reply refused).</summary>
     public long LostReplies => Volatile.Read(ref _lostReplies);
 
     /// <summary>INTERRUPT requests received.</summary>
@@ -247,11 +251,13 @@ internal sealed class FuseSession : IDisposable
     private void ReaderLoop()
     {
         var buffer = _pool.Rent(_bufferSize);
+        var epoll = -1;
         try
         {
+            epoll = CreateWaitSet();
             while (true)
             {
-                var length = ReadRequest(buffer);
+                var length = ReadRequest(buffer, epoll);
                 if (length < 0)
                 {
                     break;
@@ -270,12 +276,31 @@ internal sealed class FuseSession : IDisposable
         finally
         {
             buffer.Return();
+            Libc.CloseQuietly(epoll);
             Leave();
         }
     }
 
+    // Each reader waits on its own epoll set: the device with EPOLLEXCLUSIVE, so a request wakes one
+    // idle reader rather than all of them, and the stop event, which wakes every reader.
+    private int CreateWaitSet()
+    {
+        var epoll = Libc.EpollCreate1(Libc.EpollCloExec);
+        if (epoll < 0)
+        {
+            throw SystemCallException.FromLastError("epoll_create1");
+        }
+        if (Libc.EpollAdd(epoll, _fd, Libc.EpollIn | Libc.EpollExclusive) != 0 || Libc.EpollAdd(epoll, _stopFd, Libc.EpollIn) != 0)
+        {
+            var e = SystemCallException.FromLastError("epoll_ctl");
+            Libc.CloseQuietly(epoll);
+            throw e;
+        }
+        return epoll;
+    }
+
     // Returns the request length, or -1 when the session ends.
-    private unsafe int ReadRequest(PooledBuffer buffer)
+    private unsafe int ReadRequest(PooledBuffer buffer, int epoll)
     {
         var span = buffer.Span;
         while (!_stopping)
@@ -293,7 +318,7 @@ internal sealed class FuseSession : IDisposable
             switch (errno)
             {
                 case Errno.EAGAIN:
-                    WaitReadable();
+                    WaitReadable(epoll);
                     break;
                 case Errno.EINTR:
                 case Errno.ENOENT: // the request was interrupted before it could be read
@@ -310,14 +335,12 @@ internal sealed class FuseSession : IDisposable
         return -1;
     }
 
-    private unsafe void WaitReadable()
+    private unsafe void WaitReadable(int epoll)
     {
-        var fds = stackalloc Libc.PollFd[2];
-        fds[0] = new Libc.PollFd { Fd = _fd, Events = Libc.PollIn };
-        fds[1] = new Libc.PollFd { Fd = _stopFd, Events = Libc.PollIn };
-        if (Libc.Poll(fds, 2, -1) < 0 && Libc.Errno != Errno.EINTR)
+        var events = stackalloc byte[2 * 16];
+        if (Libc.EpollWait(epoll, events, 2, -1) < 0 && Libc.Errno != Errno.EINTR)
         {
-            Fail(new SystemCallException("poll(/dev/fuse)", Libc.Errno));
+            Fail(new SystemCallException("epoll_wait(/dev/fuse)", Libc.Errno));
         }
     }
 
@@ -448,15 +471,19 @@ internal sealed class FuseSession : IDisposable
             return;
         }
         var errno = n < 0 ? Libc.Errno : Errno.EIO;
+        Interlocked.Increment(ref _lostReplies);
         switch (errno)
         {
             case Errno.ENOENT: // interrupted and abandoned by the kernel
+                break;
             case Errno.ENODEV: // connection gone
             case Errno.ECONNABORTED:
-                Interlocked.Increment(ref _lostReplies);
+                RequestStop(FuseSessionEnd.Unmounted);
                 break;
             default:
-                Fail(new SystemCallException($"write(/dev/fuse) of a {length}-byte reply", errno));
+                // The kernel refused this reply (a bug here); its caller waits for ever, but the
+                // connection and every other request are fine, so serving goes on.
+                Volatile.Write(ref _replyFault, new SystemCallException($"write(/dev/fuse) of a {length}-byte reply", errno));
                 break;
         }
     }
