@@ -5,7 +5,7 @@ using Blockshot.Fuse.Native;
 namespace Blockshot.Fuse;
 
 /// <summary>
-/// A loop block device (<c>/dev/loopN</c>) bound to a file. <see cref="Attach"/> takes a free device
+/// A loop block device (<c>/dev/loopN</c>) bound to a file. <see cref="Attach(string, bool, bool, int, bool)"/> takes a free device
 /// from /dev/loop-control and configures it in one LOOP_CONFIGURE call, falling back to LOOP_SET_FD and
 /// LOOP_SET_STATUS64 on kernels without it. The object keeps the device open; with auto-clear (the
 /// default) the kernel detaches the device when the last opener closes it, so a crashed process does
@@ -63,7 +63,11 @@ public sealed unsafe class LoopDevice : IDisposable
     /// <param name="directIo">Ask for direct I/O to the backing file.</param>
     /// <param name="blockSize">Logical block size: 512, 1024, 2048 or 4096.</param>
     /// <param name="autoClear">Detach automatically when the last opener closes the device.</param>
-    public static LoopDevice Attach(string backingFile, bool readOnly = false, bool directIo = true, int blockSize = 512, bool autoClear = true)
+    public static LoopDevice Attach(string backingFile, bool readOnly = false, bool directIo = true, int blockSize = 512, bool autoClear = true) =>
+        Attach(backingFile, readOnly, directIo, blockSize, autoClear, legacy: false);
+
+    /// <summary>Attaches as above; with <paramref name="legacy"/>, the way kernels before LOOP_CONFIGURE need (for tests).</summary>
+    internal static LoopDevice Attach(string backingFile, bool readOnly, bool directIo, int blockSize, bool autoClear, bool legacy)
     {
         ArgumentException.ThrowIfNullOrEmpty(backingFile);
         if (blockSize is not (512 or 1024 or 2048 or 4096))
@@ -100,7 +104,9 @@ public sealed unsafe class LoopDevice : IDisposable
                     throw SystemCallException.FromLastError("ioctl(LOOP_CTL_GET_FREE)");
                 }
                 var device = OpenDevice(number, readOnly);
-                var bound = Configure(device, file, full, readOnly, directIo, blockSize, autoClear, ref refusal);
+                var bound = legacy
+                    ? ConfigureLegacy(device, file, full, Flags(readOnly, autoClear), directIo, blockSize, ref refusal)
+                    : Configure(device, file, full, readOnly, directIo, blockSize, autoClear, ref refusal);
                 if (bound)
                 {
                     var status = GetStatus(device);
@@ -238,7 +244,7 @@ public sealed unsafe class LoopDevice : IDisposable
 
     private static bool Configure(int device, int file, string path, bool readOnly, bool directIo, int blockSize, bool autoClear, ref string? refusal)
     {
-        var flags = (readOnly ? LoopIoctl.FlagReadOnly : 0) | (autoClear ? LoopIoctl.FlagAutoClear : 0);
+        var flags = Flags(readOnly, autoClear);
         var name = System.IO.Path.GetFileName(path);
         Span<byte> config = stackalloc byte[LoopConfig.WireSize];
         new LoopConfig(file, (uint)blockSize, new LoopInfo64(0, 0, 0, 0, 0, flags | (directIo ? LoopIoctl.FlagDirectIo : 0), name)).Write(config);
@@ -277,6 +283,9 @@ public sealed unsafe class LoopDevice : IDisposable
         }
         return ConfigureLegacy(device, file, path, flags, directIo, blockSize, ref refusal);
     }
+
+    private static uint Flags(bool readOnly, bool autoClear) =>
+        (readOnly ? LoopIoctl.FlagReadOnly : 0) | (autoClear ? LoopIoctl.FlagAutoClear : 0);
 
     // Kernels before 5.8 have no LOOP_CONFIGURE: bind, then set status, block size and direct I/O.
     private static bool ConfigureLegacy(int device, int file, string path, uint flags, bool directIo, int blockSize, ref string? refusal)

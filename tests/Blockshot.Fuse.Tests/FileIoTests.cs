@@ -1,3 +1,4 @@
+using System.IO.MemoryMappedFiles;
 using Blockshot.Core;
 using Blockshot.Drivers;
 
@@ -149,6 +150,28 @@ public class FileIoTests
             }
         }
         Assert.Equal(0, aligned.Violations);
+    }
+
+    [RequiresRootFact]
+    public async Task Shared_mmap_works_despite_direct_io_and_writes_back_to_the_node()
+    {
+        const int Size = 1 << 20;
+        var node = new MemoryNode(Size);
+        await node.WriteAsync(8192, Patterns.Make(4096, 8192, 1), IoFlags.None);
+        await using var scope = await ExportScope.StartAsync(node);
+        using (var map = MemoryMappedFile.CreateFromFile(scope.File, FileMode.Open, null, 0, MemoryMappedFileAccess.ReadWrite))
+        using (var view = map.CreateViewAccessor(0, Size))
+        {
+            var seen = new byte[4096];
+            view.ReadArray(8192, seen, 0, seen.Length);
+            Assert.Equal(Patterns.Make(4096, 8192, 1), seen);
+            var data = Patterns.Make(4096, 65536, 2);
+            view.WriteArray(65536, data, 0, data.Length);
+            view.Flush();
+        }
+        var back = new byte[4096];
+        await node.ReadAsync(65536, back);
+        Assert.Equal(Patterns.Make(4096, 65536, 2), back);
     }
 
     [RequiresRootFact]

@@ -91,6 +91,7 @@ public class LoopTests(ITestOutputHelper output)
         Assert.Equal("1", (await Run.ToolAsync("blockdev", "--getro", scope.Loop)).Trim());
         Assert.Equal("4096", (await Run.ToolAsync("blockdev", "--getss", scope.Loop)).Trim());
         Assert.Contains(scope.Loop, LoopDevice.FindByBackingFile(scope.File));
+        Assert.True(scope.Export.LoopDirectIo, $"direct I/O refused at 4096-byte blocks: {scope.Export.LoopDirectIoRefusal}");
         // Linux lets a read-only block device be opened for writing; the write itself is refused.
         var fd = Libc.Open(scope.Loop, Libc.OWrOnly | Libc.OCloExec, 0);
         Assert.True(fd >= 0, $"open failed: errno {Libc.Errno}");
@@ -109,6 +110,29 @@ public class LoopTests(ITestOutputHelper output)
         {
             Libc.CloseQuietly(fd);
         }
+    }
+
+    [RequiresRootFact("blockdev")]
+    public async Task The_pre_loop_configure_path_binds_too_and_data_reaches_the_node()
+    {
+        var node = new MemoryNode(32L << 20);
+        await using var scope = await ExportScope.StartAsync(node);
+        using (var loop = LoopDevice.Attach(scope.File, readOnly: false, directIo: true, blockSize: 4096, autoClear: true, legacy: true))
+        {
+            output.WriteLine($"{loop}: direct I/O {loop.DirectIo} {loop.DirectIoRefusal}");
+            Assert.Equal($"{32L << 20}", (await Run.ToolAsync("blockdev", "--getsize64", loop.Path)).Trim());
+            Assert.Equal("4096", (await Run.ToolAsync("blockdev", "--getss", loop.Path)).Trim());
+            using (var device = new FileStream(loop.Path, FileMode.Open, FileAccess.Write))
+            {
+                device.Position = 1 << 20;
+                device.Write(Patterns.Make(8192, 1 << 20, 6));
+                device.Flush(flushToDisk: true);
+            }
+            var back = new byte[8192];
+            await node.ReadAsync(1 << 20, back);
+            Assert.Equal(Patterns.Make(8192, 1 << 20, 6), back);
+        }
+        Assert.Empty(LoopDevice.FindByBackingFile(scope.File));
     }
 
     private static async Task<string> Fio(string device, params string[] job)
