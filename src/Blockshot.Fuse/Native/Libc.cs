@@ -45,6 +45,8 @@ internal static unsafe partial class Libc
 
     public const int FGetFd = 1;
     public const int FSetFd = 2;
+    public const int FGetFl = 3;
+    public const int FSetFl = 4;
     public const int FdCloExec = 1;
 
     public const int AtFdCwd = -100;
