@@ -17,6 +17,8 @@ public sealed class FuseExportCounters
     private long _resizes;
     private long _errors;
     private int _openFiles;
+    private Func<long>? _requests;
+    private Func<long>? _interrupts;
 
     /// <summary>READ requests served.</summary>
     public long Reads => Volatile.Read(ref _reads);
@@ -56,9 +58,6 @@ public sealed class FuseExportCounters
 
     /// <summary>INTERRUPT requests received (they are ignored: block requests finish on their own).</summary>
     public long Interrupts => _interrupts?.Invoke() ?? 0;
-
-    private Func<long>? _requests;
-    private Func<long>? _interrupts;
 
     internal void Bind(Func<long> requests, Func<long> interrupts)
     {

@@ -59,7 +59,8 @@ public sealed class FuseMount : IDisposable
 
     /// <summary>
     /// Mounts a FUSE filesystem whose root is a regular file on <paramref name="target"/>. The kernel
-    /// sends INIT at once; nothing touching the file completes until a session answers it.
+    /// sends INIT at once; nothing touching the file completes until a session answers it. A stale
+    /// Blockshot mount already there (its server died) is cleaned up first; a live one is an error.
     /// </summary>
     /// <param name="target">The mountpoint; created as an empty file when missing and <paramref name="createTarget"/> is set.</param>
     /// <param name="method">mount(2), fusermount3, or the first that applies.</param>
@@ -84,6 +85,15 @@ public sealed class FuseMount : IDisposable
             throw new ArgumentException("the source name may not contain commas, blanks or backslashes", nameof(fsName));
         }
         var full = Path.GetFullPath(target);
+        // A mount left by a crashed export is cleaned away; a live one is not mounted over.
+        if (IsFuseMounted(full))
+        {
+            CleanupStale(full);
+            if (IsFuseMounted(full))
+            {
+                throw new IOException($"{full} is already a mounted FUSE filesystem");
+            }
+        }
         var created = PrepareTarget(full, createTarget);
         if (method == FuseMountMethod.Auto)
         {

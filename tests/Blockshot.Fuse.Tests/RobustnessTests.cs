@@ -125,6 +125,41 @@ public class RobustnessTests
         }
     }
 
+    [RequiresRootFact]
+    public async Task Starting_on_a_stale_mount_cleans_it_and_starting_on_a_live_one_is_refused()
+    {
+        using var dir = new TempDir("blockshot-fuse-restart");
+        var target = dir.File("restart.img");
+        using var pool = new BufferPool();
+        var mount = FuseMount.Mount(target);
+        try
+        {
+            var fileSystem = new BlockFileSystem(new MemoryNode(1 << 20), new FuseExportOptions(), new FuseExportCounters(), pool);
+            using (var session = new FuseSession(mount.Fd, fileSystem, 1 << 20, 1, pool))
+            {
+                session.Start();
+                await session.Initialized.WaitAsync(TimeSpan.FromSeconds(10));
+                session.Stop();
+                await session.Completion;
+            }
+            mount.CloseDevice(); // the previous server crashed
+
+            var node = new MemoryNode(3 << 20);
+            await using (var export = await FuseExport.StartAsync(node, target))
+            {
+                Assert.Equal(3 << 20, new FileInfo(target).Length);
+                var again = await Assert.ThrowsAsync<IOException>(() => FuseExport.StartAsync(node, target));
+                Assert.Contains("already", again.Message, StringComparison.Ordinal);
+            }
+            Assert.False(FuseMount.IsFuseMounted(target));
+        }
+        finally
+        {
+            FuseMount.CleanupStale(target);
+            mount.Dispose();
+        }
+    }
+
     [RequiresRootFact("umount")]
     public async Task An_unmount_from_outside_ends_the_export_and_dispose_still_succeeds()
     {
