@@ -132,6 +132,22 @@ public sealed class FuseExport : IAsyncDisposable
     /// </summary>
     public bool InvalidateAttributes() => _session.NotifyInvalidateInode(BlockFileSystem.RootId, -1, 0);
 
+    /// <summary>
+    /// After the node changed size (resized by the daemon, or truncated through the file): drops the
+    /// kernel's cached attributes, fetches them afresh, and makes the loop device take the new size.
+    /// A loop device keeps the size it had until this is called. Blocks while the kernel asks this
+    /// export for the attributes, so never call it from a node's request path.
+    /// </summary>
+    public void NotifySizeChanged()
+    {
+        InvalidateAttributes();
+        if (!FuseMount.IsAlive(Mountpoint))
+        {
+            throw new IOException($"{Mountpoint} no longer answers");
+        }
+        _loop?.RefreshCapacity();
+    }
+
     /// <summary>Detaches the loop device, unmounts, and waits for requests in flight. Idempotent.</summary>
     public async ValueTask DisposeAsync()
     {

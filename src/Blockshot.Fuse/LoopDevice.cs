@@ -156,6 +156,20 @@ public sealed unsafe partial class LoopDevice : IDisposable
         WaitReleased(Number, BackingFile);
     }
 
+    /// <summary>
+    /// Makes the device take the backing file's current size (LOOP_SET_CAPACITY), after the file grew
+    /// or shrank. The kernel reads the size it has cached for the file, so refresh that first.
+    /// </summary>
+    public void RefreshCapacity()
+    {
+        var fd = Volatile.Read(ref _fd);
+        ObjectDisposedException.ThrowIf(fd < 0, this);
+        if (Libc.Ioctl(fd, LoopIoctl.SetCapacity, 0) != 0)
+        {
+            throw SystemCallException.FromLastError($"ioctl(LOOP_SET_CAPACITY) on {Path}");
+        }
+    }
+
     /// <summary>Same as <see cref="Detach()"/>.</summary>
     public void Dispose() => Detach();
 

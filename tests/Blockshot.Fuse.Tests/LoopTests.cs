@@ -113,6 +113,18 @@ public class LoopTests(ITestOutputHelper output)
     }
 
     [RequiresRootFact("blockdev")]
+    public async Task A_resized_node_reaches_the_file_and_the_loop_device_after_notify()
+    {
+        var node = new MemoryNode(16L << 20);
+        await using var scope = await ExportScope.StartAsync(node, new FuseExportOptions { Loop = true });
+        Assert.Equal(16L << 20, new FileInfo(scope.File).Length);
+        await node.ResizeAsync(40L << 20);
+        await Task.Run(scope.Export.NotifySizeChanged);
+        Assert.Equal(40L << 20, new FileInfo(scope.File).Length);
+        Assert.Equal($"{40L << 20}", (await Run.ToolAsync("blockdev", "--getsize64", scope.Loop)).Trim());
+    }
+
+    [RequiresRootFact("blockdev")]
     public async Task The_pre_loop_configure_path_binds_too_and_data_reaches_the_node()
     {
         var node = new MemoryNode(32L << 20);

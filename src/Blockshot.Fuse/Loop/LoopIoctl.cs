@@ -10,6 +10,7 @@ internal static class LoopIoctl
     public const ulong ClrFd = 0x4C01;
     public const ulong SetStatus64 = 0x4C04;
     public const ulong GetStatus64 = 0x4C05;
+    public const ulong SetCapacity = 0x4C07;
     public const ulong SetDirectIo = 0x4C08;
     public const ulong SetBlockSize = 0x4C09;
     public const ulong Configure = 0x4C0A;
