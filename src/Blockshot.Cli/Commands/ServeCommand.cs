@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using System.Runtime.InteropServices;
 using Blockshot.Core;
+using Blockshot.Fuse;
 using Blockshot.Nbd;
 
 namespace Blockshot.Cli.Commands;
@@ -25,16 +26,22 @@ internal static class ServeCommand
         var direct = new Option<bool>("--direct") { Description = "Bypass the host page cache (O_DIRECT)" };
         var forceShare = new Option<bool>("--force-share", "-U") { Description = "Do not lock the image against other writers" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log connections and requests to stderr" };
+        var fuse = new Option<string?>("--fuse") { Description = "Also (or only) export as a regular file at this path over FUSE" };
+        var loop = new Option<bool>("--loop") { Description = "With --fuse: attach a loop device to the file and print /dev/loopN" };
 
         var command = new Command("serve", "Export an image or block device over NBD until interrupted")
         {
-            file, format, socket, port, bind, name, description, readOnly, shared, direct, forceShare, verbose,
+            file, format, socket, port, bind, name, description, readOnly, shared, direct, forceShare, verbose, fuse, loop,
         };
         command.Validators.Add(result =>
         {
             if (result.GetValue(socket) is not null && result.GetValue(port) is not null)
             {
                 result.AddError("--socket and --port cannot be used together");
+            }
+            if (result.GetValue(loop) && result.GetValue(fuse) is null)
+            {
+                result.AddError("--loop needs --fuse PATH");
             }
         });
         shared.Validators.Add(result =>
@@ -64,7 +71,8 @@ internal static class ServeCommand
             var options = new ServeOptions(
                 parse.GetValue(file)!, parse.GetValue(format), parse.GetValue(socket), parse.GetValue(port),
                 parse.GetValue(bind)!, parse.GetValue(name)!, parse.GetValue(description), parse.GetValue(readOnly),
-                parse.GetValue(shared), parse.GetValue(direct), !parse.GetValue(forceShare), parse.GetValue(verbose));
+                parse.GetValue(shared), parse.GetValue(direct), !parse.GetValue(forceShare), parse.GetValue(verbose),
+                parse.GetValue(fuse), parse.GetValue(loop));
             return await RunAsync(options, ct).ConfigureAwait(false);
         }));
         return command;
@@ -72,7 +80,19 @@ internal static class ServeCommand
 
     private sealed record ServeOptions(
         string File, string? Format, string? Socket, int? Port, string Bind, string Name, string? Description,
-        bool ReadOnly, int Shared, bool Direct, bool Locking, bool Verbose);
+        bool ReadOnly, int Shared, bool Direct, bool Locking, bool Verbose, string? Fuse, bool Loop);
+
+    private static async Task<FuseExport> StartFuseAsync(Slot slot, ServeOptions o, CancellationToken ct)
+    {
+        try
+        {
+            return await FuseExport.StartAsync(slot, Path.GetFullPath(o.Fuse!), new FuseExportOptions { ReadOnly = o.ReadOnly, Loop = o.Loop }, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SystemCallException or InvalidOperationException)
+        {
+            throw new CliException($"cannot export over FUSE at {o.Fuse}: {e.Message}", ExitCodes.Failure, e);
+        }
+    }
 
     private static async Task<int> RunAsync(ServeOptions o, CancellationToken ct)
     {
@@ -85,6 +105,8 @@ internal static class ServeCommand
             loggers.CreateLogger("blockshot.nbd"));
         server.AddExport(new NbdExport(o.Name, slot, o.ReadOnly, o.Description));
 
+        // With --fuse alone there is no NBD listener; otherwise NBD as usual (socket activation, socket or port).
+        var nbd = o.Fuse is null || o.Socket is not null || o.Port is not null;
         var inherited = o.Socket is null && o.Port is null ? SystemdSockets.TakeListeners() : [];
         try
         {
@@ -99,7 +121,7 @@ internal static class ServeCommand
             {
                 server.ListenUnix(Path.GetFullPath(o.Socket));
             }
-            else
+            else if (nbd)
             {
                 server.ListenTcp(new IPEndPoint(IPAddress.Parse(o.Bind), o.Port ?? 10809));
             }
@@ -109,9 +131,21 @@ internal static class ServeCommand
             throw new CliException($"cannot listen: {e.Message}", ExitCodes.Failure, e);
         }
 
+        await using var fuseExport = o.Fuse is null ? null : await StartFuseAsync(slot, o, ct).ConfigureAwait(false);
+        var where = new List<string>(server.Endpoints);
+        if (fuseExport is not null)
+        {
+            where.Add("fuse:" + fuseExport.Mountpoint + (fuseExport.LoopDevicePath is { } dev ? $" (loop device {dev})" : ""));
+        }
+
         var mode = o.ReadOnly ? "read-only" : "read-write";
         await Console.Error.WriteLineAsync(
-            $"blockshot: serving {o.File} ({opened.Format}, {SizeText.Format(node.Size)}, {mode}) as export '{o.Name}' on {string.Join(", ", server.Endpoints)}").ConfigureAwait(false);
+            $"blockshot: serving {o.File} ({opened.Format}, {SizeText.Format(node.Size)}, {mode}) as export '{o.Name}' on {string.Join(", ", where)}").ConfigureAwait(false);
+        if (fuseExport?.LoopDevicePath is { } loopDevice)
+        {
+            // The device path on stdout alone, for scripts: dev=$(blockshot serve ... --fuse f --loop | head -1)
+            Console.WriteLine(loopDevice);
+        }
 
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
@@ -130,6 +164,10 @@ internal static class ServeCommand
         }
 
         await server.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        if (fuseExport is not null)
+        {
+            await fuseExport.DisposeAsync().ConfigureAwait(false);
+        }
         if (!o.ReadOnly)
         {
             await node.FlushAsync().ConfigureAwait(false);
