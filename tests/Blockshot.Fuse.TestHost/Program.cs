@@ -1,10 +1,7 @@
 using System.Globalization;
-using System.Runtime.Versioning;
 using Blockshot.Core;
 using Blockshot.Drivers;
 using Blockshot.Fuse;
-
-[assembly: SupportedOSPlatform("linux")]
 
 // Usage: Blockshot.Fuse.TestHost MOUNTPOINT SIZE_MIB [--loop | --export-loop] [--node memory|null] [--async] [--readers N] [--buffered-loop]
 // Serves a node on MOUNTPOINT, prints "READY <loop device or ->", and serves until stdin closes.

@@ -21,6 +21,9 @@ public static class Patterns
         return data;
     }
 
+    /// <summary>Index of the first differing byte, or -1 (arrays, so callers may await inside the call).</summary>
+    public static int FirstDifference(byte[] a, byte[] b) => FirstDifference(a.AsSpan(), b.AsSpan());
+
     /// <summary>Index of the first differing byte, or -1.</summary>
     public static int FirstDifference(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
     {

@@ -1,0 +1,190 @@
+namespace Blockshot.Snapshots.Storage;
+
+/// <summary>
+/// Difference storage: a pool of chunk-sized slots holding old data. Slots are handed out by a bump
+/// pointer, reused after they are freed, and the store grows in steps up to its limit. Concrete
+/// stores say how to grow and how to move bytes.
+/// </summary>
+public abstract class DiffStore : IAsyncDisposable
+{
+    // Guards _next, _free, _capacitySlots and the event latches.
+    private readonly object _sync = new();
+    private readonly Stack<long> _free = new();
+    private readonly SemaphoreSlim _growing = new(1, 1);
+    private long _next;
+    private long _capacitySlots;
+    private bool _lowSpaceRaised;
+
+    /// <summary>Sets up slot bookkeeping for <paramref name="chunkSize"/>-byte chunks.</summary>
+    protected DiffStore(int chunkSize, DiffStoreOptions options)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 512);
+        ChunkSize = chunkSize;
+        Options = options;
+    }
+
+    /// <summary>Bytes per slot.</summary>
+    public int ChunkSize { get; }
+
+    /// <summary>The sizing rules.</summary>
+    public DiffStoreOptions Options { get; }
+
+    /// <summary>A short description: kind and location.</summary>
+    public abstract string Description { get; }
+
+    /// <summary>Raised once when free space before the limit falls below the threshold (again after it recovers).</summary>
+    public event EventHandler<DiffStoreEventArgs>? LowSpace;
+
+    /// <summary>Raised each time an allocation fails because the store is at its limit.</summary>
+    public event EventHandler<DiffStoreEventArgs>? Full;
+
+    /// <summary>Bytes held by allocated slots.</summary>
+    public virtual long UsedBytes
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return (_next - _free.Count) * ChunkSize;
+            }
+        }
+    }
+
+    /// <summary>Bytes the store can hold before it must grow.</summary>
+    public virtual long CapacityBytes => Volatile.Read(ref _capacitySlots) * ChunkSize;
+
+    /// <summary>The most the store may hold, in bytes.</summary>
+    public virtual long LimitBytes => Math.Min(Options.LimitBytes, MediumLimitBytes);
+
+    /// <summary>The most the underlying medium can hold (a device's size, say).</summary>
+    protected virtual long MediumLimitBytes => long.MaxValue;
+
+    /// <summary>Makes room for at least <paramref name="bytes"/>; returns the capacity reached.</summary>
+    protected abstract ValueTask<long> GrowToAsync(long bytes);
+
+    /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/> inside slot <paramref name="slot"/>.</summary>
+    public abstract ValueTask WriteAsync(long slot, int offset, ReadOnlyMemory<byte> data);
+
+    /// <summary>Reads from slot <paramref name="slot"/> at <paramref name="offset"/>.</summary>
+    public abstract ValueTask ReadAsync(long slot, int offset, Memory<byte> buffer);
+
+    /// <summary>Makes every written slot durable.</summary>
+    public abstract ValueTask FlushAsync();
+
+    /// <summary>Where a slot's data lives (see <see cref="CopyOrder"/>).</summary>
+    public virtual uint Tier(long slot) => CopyOrder.Disk;
+
+    /// <summary>Releases the medium's space behind a freed slot, where it can.</summary>
+    protected virtual ValueTask ReleaseAsync(long slot) => default;
+
+    /// <summary>Takes a free slot, growing the store if needed; -1 when the store is at its limit.</summary>
+    public virtual async ValueTask<long> AllocateAsync()
+    {
+        if (TryTake(out var slot))
+        {
+            return slot;
+        }
+        await _growing.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (TryTake(out slot))
+            {
+                return slot;
+            }
+            var current = CapacityBytes;
+            var limit = LimitBytes;
+            if (current + ChunkSize <= limit)
+            {
+                var step = Math.Max(current == 0 ? Options.InitialBytes : Options.GrowStepBytes, ChunkSize);
+                var target = Math.Min(limit, current + step);
+                var reached = await GrowToAsync(target - (target % ChunkSize)).ConfigureAwait(false);
+                Volatile.Write(ref _capacitySlots, Math.Max(_capacitySlots, reached / ChunkSize));
+                if (TryTake(out slot))
+                {
+                    return slot;
+                }
+            }
+        }
+        finally
+        {
+            _growing.Release();
+        }
+        OnFull();
+        return -1;
+    }
+
+    /// <summary>Gives a slot back for reuse.</summary>
+    public virtual async ValueTask FreeAsync(long slot)
+    {
+        await ReleaseAsync(slot).ConfigureAwait(false);
+        lock (_sync)
+        {
+            _free.Push(slot);
+            if (_lowSpaceRaised && !BelowThreshold())
+            {
+                _lowSpaceRaised = false;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public virtual ValueTask DisposeAsync()
+    {
+        _growing.Dispose();
+        GC.SuppressFinalize(this);
+        return default;
+    }
+
+    /// <summary>Sets the capacity a store starts with (a device's size, a reopened file's length).</summary>
+    protected void SetCapacity(long bytes) => Volatile.Write(ref _capacitySlots, bytes / ChunkSize);
+
+    private bool TryTake(out long slot)
+    {
+        var raise = false;
+        lock (_sync)
+        {
+            if (_free.Count > 0)
+            {
+                slot = _free.Pop();
+            }
+            else if (_next < _capacitySlots)
+            {
+                slot = _next++;
+            }
+            else
+            {
+                slot = -1;
+                return false;
+            }
+            if (!_lowSpaceRaised && BelowThreshold())
+            {
+                _lowSpaceRaised = raise = true;
+            }
+        }
+        if (raise)
+        {
+            OnLowSpace();
+        }
+        return true;
+    }
+
+    // Caller holds _sync.
+    private bool BelowThreshold()
+    {
+        var limit = LimitBytes;
+        if (limit == long.MaxValue)
+        {
+            return false;
+        }
+        var used = (_next - _free.Count) * ChunkSize;
+        return limit - used < limit * Options.LowSpaceFraction;
+    }
+
+    /// <summary>Raises <see cref="LowSpace"/>.</summary>
+    protected void OnLowSpace() => LowSpace?.Invoke(this, Snapshot());
+
+    /// <summary>Raises <see cref="Full"/>.</summary>
+    protected void OnFull() => Full?.Invoke(this, Snapshot());
+
+    private DiffStoreEventArgs Snapshot() => new(Description, UsedBytes, LimitBytes, DateTimeOffset.UtcNow);
+}

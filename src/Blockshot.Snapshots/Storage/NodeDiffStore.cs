@@ -1,0 +1,73 @@
+using Blockshot.Core;
+
+namespace Blockshot.Snapshots.Storage;
+
+/// <summary>
+/// Difference storage on a block node: a file (which grows by resizing), a host block device (fixed
+/// size), or memory. Slot <c>n</c> lives at byte <c>n × chunk size</c>. Freed slots are trimmed so a
+/// file gives the space back.
+/// </summary>
+public sealed class NodeDiffStore : DiffStore
+{
+    private readonly BlockNode _node;
+    private readonly Ownership _ownership;
+    private readonly bool _growable;
+
+    /// <summary>Stores chunks on <paramref name="node"/>.</summary>
+    public NodeDiffStore(BlockNode node, int chunkSize, DiffStoreOptions options, Ownership ownership = Ownership.Dispose)
+        : base(chunkSize, options)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        _node = node;
+        _ownership = ownership;
+        _growable = node.Capabilities.Has(NodeFeatures.Resize);
+        if (!_growable)
+        {
+            SetCapacity(node.Size);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string Description => _node.Describe();
+
+    /// <summary>The node the chunks are stored on.</summary>
+    public BlockNode Node => _node;
+
+    /// <inheritdoc/>
+    protected override long MediumLimitBytes => _growable ? long.MaxValue : _node.Size - (_node.Size % ChunkSize);
+
+    /// <inheritdoc/>
+    protected override async ValueTask<long> GrowToAsync(long bytes)
+    {
+        if (_growable && bytes > _node.Size)
+        {
+            await _node.ResizeAsync(bytes).ConfigureAwait(false);
+        }
+        return _node.Size;
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask WriteAsync(long slot, int offset, ReadOnlyMemory<byte> data) =>
+        _node.WriteAsync((slot * ChunkSize) + offset, data, IoFlags.None);
+
+    /// <inheritdoc/>
+    public override ValueTask ReadAsync(long slot, int offset, Memory<byte> buffer) =>
+        _node.ReadAsync((slot * ChunkSize) + offset, buffer);
+
+    /// <inheritdoc/>
+    public override ValueTask FlushAsync() => _node.FlushAsync();
+
+    /// <inheritdoc/>
+    protected override ValueTask ReleaseAsync(long slot) =>
+        _node.Capabilities.Has(NodeFeatures.Trim) ? _node.TrimAsync(slot * ChunkSize, ChunkSize, IoFlags.None) : default;
+
+    /// <inheritdoc/>
+    public override async ValueTask DisposeAsync()
+    {
+        if (_ownership == Ownership.Dispose)
+        {
+            await _node.DisposeAsync().ConfigureAwait(false);
+        }
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+}

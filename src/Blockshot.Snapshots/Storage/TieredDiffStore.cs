@@ -1,0 +1,270 @@
+using System.Threading.Channels;
+using Blockshot.Core.Buffers;
+
+namespace Blockshot.Snapshots.Storage;
+
+/// <summary>
+/// A RAM tier in front of another store. A chunk written here lands in memory and the writer goes on
+/// at once; a background flusher moves chunks down to the backing store and frees the memory. Only
+/// when the RAM tier is full do writers wait for the backing store. Slots are the backing store's
+/// (allocated there at once), so capacity and limits are the backing store's.
+/// </summary>
+public sealed class TieredDiffStore : DiffStore
+{
+    private readonly DiffStore _backing;
+    private readonly BufferPool _pool;
+    private readonly int _maxRamChunks;
+
+    // Guarded by _sync: chunks held in RAM, by slot.
+    private readonly object _sync = new();
+    private readonly Dictionary<long, RamChunk> _ram = [];
+
+    private readonly Channel<long> _queue = Channel.CreateUnbounded<long>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _flusher;
+    private TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Exception? _flushError;
+
+    /// <summary>Puts up to <paramref name="ramBytes"/> of chunks in memory in front of <paramref name="backing"/>.</summary>
+    public TieredDiffStore(DiffStore backing, long ramBytes, BufferPool? pool = null)
+        : base(Backing(backing).ChunkSize, backing.Options)
+    {
+        _backing = backing;
+        _pool = pool ?? BufferPool.Shared;
+        _maxRamChunks = (int)Math.Clamp(ramBytes / backing.ChunkSize, 1, int.MaxValue);
+        _idle.SetResult();
+        _backing.LowSpace += (_, _) => OnLowSpace();
+        _backing.Full += (_, _) => OnFull();
+        _flusher = Task.Run(FlushLoopAsync);
+    }
+
+    /// <inheritdoc/>
+    public override string Description => $"tiered(ram {(long)_maxRamChunks * ChunkSize >> 20} MiB, {_backing.Description})";
+
+    /// <summary>Chunks currently held in RAM.</summary>
+    public int RamChunks
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _ram.Count;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public override long UsedBytes => _backing.UsedBytes;
+
+    /// <inheritdoc/>
+    public override long CapacityBytes => _backing.CapacityBytes;
+
+    /// <inheritdoc/>
+    public override long LimitBytes => _backing.LimitBytes;
+
+    /// <inheritdoc/>
+    public override ValueTask<long> AllocateAsync() => _backing.AllocateAsync();
+
+    /// <inheritdoc/>
+    public override ValueTask FreeAsync(long slot)
+    {
+        lock (_sync)
+        {
+            if (_ram.Remove(slot, out var chunk))
+            {
+                ((IDisposable)chunk.Buffer).Dispose();
+            }
+        }
+        return _backing.FreeAsync(slot);
+    }
+
+    /// <inheritdoc/>
+    protected override ValueTask<long> GrowToAsync(long bytes) => new(_backing.CapacityBytes);
+
+    /// <inheritdoc/>
+    public override uint Tier(long slot)
+    {
+        lock (_sync)
+        {
+            return _ram.ContainsKey(slot) ? CopyOrder.Ram : _backing.Tier(slot);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override async ValueTask WriteAsync(long slot, int offset, ReadOnlyMemory<byte> data)
+    {
+        ThrowIfFlushFailed();
+        lock (_sync)
+        {
+            if (_ram.TryGetValue(slot, out var held))
+            {
+                data.Span.CopyTo(held.Buffer.Span[offset..]);
+                held.Version++;
+                return;
+            }
+        }
+        var whole = offset == 0 && data.Length == ChunkSize;
+        PooledBuffer? buffer = null;
+        lock (_sync)
+        {
+            if (_ram.Count < _maxRamChunks)
+            {
+                buffer = _pool.Rent(ChunkSize);
+                _ram[slot] = new RamChunk(buffer) { Loading = !whole };
+                if (_ram.Count == 1)
+                {
+                    _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+            }
+        }
+        if (buffer is null)
+        {
+            // RAM is full: this writer pays for the backing store.
+            await _backing.WriteAsync(slot, offset, data).ConfigureAwait(false);
+            return;
+        }
+        if (!whole)
+        {
+            // A partial write to a chunk that lives below: bring the rest of it up first.
+            await _backing.ReadAsync(slot, 0, buffer.Memory).ConfigureAwait(false);
+        }
+        lock (_sync)
+        {
+            data.Span.CopyTo(buffer.Span[offset..]);
+            var chunk = _ram[slot];
+            chunk.Loading = false;
+            chunk.Version++;
+        }
+        _queue.Writer.TryWrite(slot);
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask ReadAsync(long slot, int offset, Memory<byte> buffer)
+    {
+        lock (_sync)
+        {
+            if (_ram.TryGetValue(slot, out var held) && !held.Loading)
+            {
+                held.Buffer.Span.Slice(offset, buffer.Length).CopyTo(buffer.Span);
+                return default;
+            }
+        }
+        return _backing.ReadAsync(slot, offset, buffer);
+    }
+
+    /// <summary>Waits until every chunk is in the backing store, then flushes it.</summary>
+    public override async ValueTask FlushAsync()
+    {
+        Task idle;
+        lock (_sync)
+        {
+            idle = _idle.Task;
+        }
+        await idle.ConfigureAwait(false);
+        ThrowIfFlushFailed();
+        await _backing.FlushAsync().ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public override async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _queue.Writer.TryComplete();
+        await _flusher.ConfigureAwait(false);
+        lock (_sync)
+        {
+            foreach (var chunk in _ram.Values)
+            {
+                ((IDisposable)chunk.Buffer).Dispose();
+            }
+            _ram.Clear();
+        }
+        await _backing.DisposeAsync().ConfigureAwait(false);
+        _stop.Dispose();
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private async Task FlushLoopAsync()
+    {
+        using var scratch = _pool.Rent(ChunkSize);
+        try
+        {
+            await foreach (var slot in _queue.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            {
+                await FlushOneAsync(slot, scratch).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Disposed: what is still in RAM is dropped with the store.
+        }
+    }
+
+    private async Task FlushOneAsync(long slot, PooledBuffer scratch)
+    {
+        while (true)
+        {
+            int version;
+            lock (_sync)
+            {
+                if (!_ram.TryGetValue(slot, out var chunk))
+                {
+                    return;
+                }
+                chunk.Buffer.Span.CopyTo(scratch.Span);
+                version = chunk.Version;
+            }
+            try
+            {
+                await _backing.WriteAsync(slot, 0, scratch.Memory).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                // Keep the chunk in RAM (reads still work) and fail later writes and flushes.
+                _flushError ??= e;
+                return;
+            }
+            lock (_sync)
+            {
+                if (!_ram.TryGetValue(slot, out var chunk))
+                {
+                    return;
+                }
+                if (chunk.Version != version)
+                {
+                    continue; // changed while it was being written: write it again
+                }
+                _ram.Remove(slot);
+                ((IDisposable)chunk.Buffer).Dispose();
+                if (_ram.Count == 0)
+                {
+                    _idle.TrySetResult();
+                }
+                return;
+            }
+        }
+    }
+
+    private void ThrowIfFlushFailed()
+    {
+        if (_flushError is { } e)
+        {
+            throw new Core.BlockException(Core.BlockError.Io, $"the disk tier of {Description} failed: {e.Message}", e);
+        }
+    }
+
+    private static DiffStore Backing(DiffStore backing)
+    {
+        ArgumentNullException.ThrowIfNull(backing);
+        return backing;
+    }
+
+    private sealed class RamChunk(PooledBuffer buffer)
+    {
+        public PooledBuffer Buffer { get; } = buffer;
+
+        public int Version { get; set; }
+
+        public bool Loading { get; set; }
+    }
+}
