@@ -61,8 +61,10 @@ public sealed partial class SnapshotImage
     }
 
     /// <summary>
-    /// Discards the whole chunks inside the range: their storage is freed (and the origin's copies of
-    /// them are no longer kept for this snapshot); reading them later fails. Partial chunks are left.
+    /// Frees the whole chunks inside the range (partial chunks are left). On a read-only image this is
+    /// read-once access: the chunks are discarded, the origin's old data is no longer kept for this
+    /// snapshot, and reading them later fails. On a writable image the chunks read as zeros afterwards,
+    /// as a trimmed device's may.
     /// </summary>
     public override async ValueTask TrimAsync(long offset, long length, IoFlags flags)
     {
@@ -80,7 +82,7 @@ public sealed partial class SnapshotImage
         {
             for (var chunk = first; chunk < endChunk; chunk++)
             {
-                await SetEntryAsync(chunk, ChunkTable.Discarded).ConfigureAwait(false);
+                await SetEntryAsync(chunk, _snapshot.Options.Writable ? ChunkTable.Zero : ChunkTable.Discarded).ConfigureAwait(false);
             }
         }
     }

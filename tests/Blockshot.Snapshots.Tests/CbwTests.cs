@@ -136,6 +136,7 @@ public class CbwTests
                 var at = rng.NextInt64(0, rig.Size - n);
                 rng.NextBytes(buffer.AsSpan(0, n));
                 await rig.Slot.WriteAsync(at, buffer.AsMemory(0, n), IoFlags.None);
+                await Task.Yield(); // memory completes synchronously; a real device would not
             }
         })).ToArray();
         var readers = Enumerable.Range(0, 4).Select(r => Task.Run(async () =>
@@ -151,6 +152,7 @@ public class CbwTests
                 var diff = Patterns.FirstDifference(before.AsSpan((int)at, n), buffer.AsSpan(0, n));
                 Assert.True(diff < 0, $"snapshot read at {at + diff} saw data written after the take");
                 reads++;
+                await Task.Yield();
             }
             return reads;
         })).ToArray();

@@ -97,7 +97,7 @@ public abstract class DiffStore : IAsyncDisposable
             {
                 var step = Math.Max(current == 0 ? Options.InitialBytes : Options.GrowStepBytes, ChunkSize);
                 var target = Math.Min(limit, current + step);
-                var reached = await GrowToAsync(target - (target % ChunkSize)).ConfigureAwait(false);
+                var reached = Math.Min(limit, await GrowToAsync(target - (target % ChunkSize)).ConfigureAwait(false));
                 Volatile.Write(ref _capacitySlots, Math.Max(_capacitySlots, reached / ChunkSize));
                 if (TryTake(out slot))
                 {
@@ -136,7 +136,7 @@ public abstract class DiffStore : IAsyncDisposable
     }
 
     /// <summary>Sets the capacity a store starts with (a device's size, a reopened file's length).</summary>
-    protected void SetCapacity(long bytes) => Volatile.Write(ref _capacitySlots, bytes / ChunkSize);
+    protected void SetCapacity(long bytes) => Volatile.Write(ref _capacitySlots, Math.Min(bytes, LimitBytes) / ChunkSize);
 
     private bool TryTake(out long slot)
     {

@@ -43,7 +43,7 @@ public sealed class NodeDiffStore : DiffStore
         {
             await _node.ResizeAsync(bytes).ConfigureAwait(false);
         }
-        return _node.Size;
+        return Math.Min(bytes, _node.Size);
     }
 
     /// <inheritdoc/>

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using Blockshot.Core;
+using Blockshot.Drivers;
+using Blockshot.Snapshots.Storage;
+
+namespace Blockshot.Snapshots.Tests;
+
+public class StoreTests
+{
+    [Fact]
+    public async Task A_node_store_grows_in_steps_up_to_its_limit_and_reuses_freed_slots()
+    {
+        var node = new MemoryNode(0);
+        await using var store = new NodeDiffStore(node, 65536, new DiffStoreOptions { InitialBytes = 2 * 65536, GrowStepBytes = 3 * 65536, LimitBytes = 6 * 65536 });
+        var slots = new List<long>();
+        for (var i = 0; i < 6; i++)
+        {
+            slots.Add(await store.AllocateAsync());
+        }
+        Assert.Equal([0, 1, 2, 3, 4, 5], slots);
+        Assert.Equal(6 * 65536, node.Size);
+        Assert.Equal(-1, await store.AllocateAsync());
+        await store.FreeAsync(3);
+        Assert.Equal(3, await store.AllocateAsync());
+    }
+
+    [Fact]
+    public async Task A_fixed_size_node_store_uses_the_whole_device()
+    {
+        await using var store = new NodeDiffStore(new NullNode(10 * 65536 + 100), 65536, new DiffStoreOptions());
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.True(await store.AllocateAsync() >= 0);
+        }
+        Assert.Equal(-1, await store.AllocateAsync());
+    }
+
+    [Fact]
+    public async Task A_multi_store_moves_to_the_next_store_when_one_is_full()
+    {
+        var a = new NodeDiffStore(new MemoryNode(0), 65536, new DiffStoreOptions { LimitBytes = 2 * 65536 });
+        var b = new NodeDiffStore(new MemoryNode(0), 65536, new DiffStoreOptions { LimitBytes = 65536 });
+        await using var multi = new MultiDiffStore([a, b]);
+        var s1 = await multi.AllocateAsync();
+        var s2 = await multi.AllocateAsync();
+        var s3 = await multi.AllocateAsync();
+        Assert.Equal(-1, await multi.AllocateAsync());
+        var data = Patterns.Make(65536, 0, 3);
+        await multi.WriteAsync(s3, 0, data);
+        var back = new byte[65536];
+        await multi.ReadAsync(s3, 0, back);
+        Assert.Equal(data, back);
+        Assert.Equal(1, b.UsedBytes / 65536);
+        Assert.NotEqual(s1, s2);
+    }
+
+    [Fact]
+    public async Task A_tiered_store_absorbs_writes_at_memory_speed_while_ram_lasts()
+    {
+        var slow = new FaultyNode(new MemoryNode(0)) { WriteDelay = TimeSpan.FromMilliseconds(100) };
+        var backing = new NodeDiffStore(new ResizableFaulty(slow), 65536, new DiffStoreOptions());
+        await using var tiered = new TieredDiffStore(backing, 16 * 65536);
+        var clock = Stopwatch.StartNew();
+        var slots = new List<long>();
+        for (var i = 0; i < 16; i++)
+        {
+            var slot = await tiered.AllocateAsync();
+            slots.Add(slot);
+            await tiered.WriteAsync(slot, 0, Patterns.Make(65536, slot * 65536, 1));
+        }
+        Assert.True(clock.ElapsedMilliseconds < 1000, $"16 writes into RAM took {clock.ElapsedMilliseconds} ms");
+        Assert.Equal(CopyOrder.Ram, tiered.Tier(slots[^1]));
+        await tiered.FlushAsync();
+        Assert.Equal(0, tiered.RamChunks);
+        Assert.Equal(CopyOrder.Disk, tiered.Tier(slots[0]));
+        foreach (var slot in slots)
+        {
+            var back = new byte[65536];
+            await tiered.ReadAsync(slot, 0, back);
+            Assert.Equal(-1, Patterns.FirstDifference(Patterns.Make(65536, slot * 65536, 1), back));
+        }
+    }
+
+    [Fact]
+    public async Task A_snapshot_over_a_tiered_store_with_a_slow_disk_stays_correct()
+    {
+        var slow = new FaultyNode(new MemoryNode(0)) { WriteDelay = TimeSpan.FromMilliseconds(5) };
+        var tiered = new TieredDiffStore(new NodeDiffStore(new ResizableFaulty(slow), 65536, new DiffStoreOptions()), 32 * 65536);
+        await using var rig = new Rig(size: 8 << 20, store: tiered);
+        await rig.FillAsync(1);
+        var before = await Rig.ReadAllAsync(rig.Slot);
+        var snap = await rig.TakeAsync("t");
+        await rig.FillAsync(2);
+        Assert.Equal(-1, Patterns.FirstDifference(before, await Rig.ReadAllAsync(snap.Image)));
+        await tiered.FlushAsync();
+        Assert.Equal(-1, Patterns.FirstDifference(before, await Rig.ReadAllAsync(snap.Image)));
+    }
+
+    /// <summary>FaultyNode over a resizable node, passing resizes through.</summary>
+    private sealed class ResizableFaulty(FaultyNode inner) : FilterNode(inner, Ownership.Dispose)
+    {
+        public override string Kind => "slow";
+    }
+}
