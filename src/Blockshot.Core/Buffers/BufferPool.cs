@@ -27,7 +27,7 @@ public sealed class BufferPool : IDisposable
     private int _disposed;
 
     /// <summary>Creates a pool that keeps at most <paramref name="retainBytes"/> of idle buffers.</summary>
-    public BufferPool(long retainBytes = 256L << 20)
+    public BufferPool(long retainBytes = 64L << 20)
     {
         _retainBudget = retainBytes;
         _classes = new ConcurrentQueue<PooledBuffer>[MaxShift - MinShift + 1];
