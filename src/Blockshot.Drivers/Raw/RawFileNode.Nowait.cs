@@ -37,12 +37,20 @@ public sealed partial class RawFileNode
         }
     }
 
+    // Small buffered writes on filesystems that refuse RWF_NOWAIT still go inline: a page-cache write
+    // of this size practically never blocks, and a thread-pool round trip costs more than the write.
+    private const int InlineWriteLimit = 64 << 10;
+
     /// <summary>Writes into the page cache without blocking; returns the bytes written (possibly none).</summary>
     private unsafe int TryWriteNowait(long offset, ReadOnlySpan<byte> data)
     {
-        if (_nowaitWriteRefused || data.IsEmpty)
+        if (data.IsEmpty)
         {
             return 0;
+        }
+        if (_nowaitWriteRefused)
+        {
+            return data.Length <= InlineWriteLimit ? WriteInline(offset, data) : 0;
         }
         fixed (byte* p = data)
         {
@@ -57,6 +65,16 @@ public sealed partial class RawFileNode
                 _nowaitWriteRefused = true;
             }
             return 0;
+        }
+    }
+
+    private unsafe int WriteInline(long offset, ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data)
+        {
+            var vector = new Libc.IoVector { Base = p, Length = (nuint)data.Length };
+            var n = Libc.PWriteV2(_handle, &vector, 1, offset, 0);
+            return n < 0 ? 0 : (int)n; // on error the blocking path retries and reports it
         }
     }
 }
