@@ -270,7 +270,7 @@ public sealed class NbdServer : IAsyncDisposable
         }
     }
 
-    private static bool IsSocketFile(string path) => UnixFileType.IsSocket(path);
+    private static bool IsSocketFile(string path) => Core.Platform.FileStatus.TryGet(path, out var s, followLinks: false) && s.IsSocket;
 
     private static bool IsLive(string path)
     {

@@ -1,0 +1,198 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using Blockshot.Core;
+using Blockshot.Tracking.Persistence;
+
+namespace Blockshot.Tracking;
+
+/// <summary>
+/// Changed-block tracking as a filter: every write, write-zeroes and trim marks its blocks with the
+/// current period before it reaches the device. With a sidecar, the mark of a block's first change in
+/// a period is durable before that write is issued (many first writes share one fdatasync); later
+/// writes to marked blocks cost a byte comparison. Periods advance at snapshot takes; a frozen copy of
+/// the map answers "what changed since period N" for that snapshot.
+/// </summary>
+public sealed partial class ChangeTracker : FilterNode
+{
+    private readonly ChangeMap _map;
+    private readonly int _blockShift;
+    private readonly TrackerOptions _options;
+    private readonly MapFile? _file;
+
+    // Guarded by _sync: the generation, period and header sequence (periods change with the slot drained).
+    private readonly object _sync = new();
+    private Guid _generation;
+    private string _reason;
+    private byte _period;
+    private uint _sequence;
+
+    private ChangeTracker(BlockNode next, TrackerOptions options, MapFile? file, Guid generation, string reason, byte period, uint sequence)
+        : base(next, Ownership.None)
+    {
+        _options = options;
+        _blockShift = BitOperations.Log2((uint)options.BlockSize);
+        _map = new ChangeMap((next.Size + options.BlockSize - 1) >> _blockShift);
+        _file = file;
+        _generation = generation;
+        _reason = reason;
+        _period = period;
+        _sequence = sequence;
+        DeviceSize = next.Size;
+    }
+
+    /// <inheritdoc/>
+    public override string Kind => "tracker";
+
+    /// <summary>The device size the map covers.</summary>
+    public long DeviceSize { get; }
+
+    /// <summary>Bytes per tracking block.</summary>
+    public int BlockSize => _options.BlockSize;
+
+    /// <summary>The current generation.</summary>
+    public Guid Generation
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _generation;
+            }
+        }
+    }
+
+    /// <summary>The current period.</summary>
+    public byte Period => Volatile.Read(ref _period);
+
+    /// <summary>Raised when a new generation begins (a full backup is needed), with the reason.</summary>
+    public event EventHandler<string>? GenerationStarted;
+
+    /// <inheritdoc/>
+    public override string Describe() => $"tracker(period {Period}) → {Next.Describe()}";
+
+    /// <inheritdoc/>
+    protected override NodeCapabilities ComputeCapabilities() => Next.Capabilities.Without(NodeFeatures.Resize);
+
+    /// <summary>What the tracker knows, for <c>cbt info</c>.</summary>
+    public TrackerInfo Info()
+    {
+        var view = _map.Freeze();
+        lock (_sync)
+        {
+            return new TrackerInfo(_generation, _reason, BlockSize, _period, view.CountChangedSince(0),
+                view.CountChangedSince((byte)(_period - 1)), _map.MemoryBytes, _file is not null);
+        }
+    }
+
+    /// <summary>The map as it is now.</summary>
+    public FrozenMap Freeze() => _map.Freeze();
+
+    /// <inheritdoc/>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public override async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, IoFlags flags)
+    {
+        await MarkAsync(offset, data.Length).ConfigureAwait(false);
+        await Next.WriteAsync(offset, data, flags).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public override async ValueTask WriteZeroesAsync(long offset, long length, IoFlags flags)
+    {
+        await MarkAsync(offset, length).ConfigureAwait(false);
+        await Next.WriteZeroesAsync(offset, length, flags).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public override async ValueTask TrimAsync(long offset, long length, IoFlags flags)
+    {
+        await MarkAsync(offset, length).ConfigureAwait(false);
+        await Next.TrimAsync(offset, length, flags).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask ResizeAsync(long newSize) =>
+        ValueTask.FromException(new BlockException(BlockError.NotSupported,
+            "a tracked device cannot be resized in place; detach tracking, resize, and attach again (a new generation begins)"));
+
+    /// <summary>Marks a range as changed without writing it (<c>cbt mark-dirty</c>, writes to snapshot images).</summary>
+    public ValueTask MarkDirtyAsync(long offset, long length)
+    {
+        RequestValidator.CheckRange(offset, length, DeviceSize);
+        return MarkAsync(offset, length);
+    }
+
+    /// <summary>
+    /// Ends the current period and begins the next, returning the map as it was at the end. Call with
+    /// the device's slot drained (as a snapshot take does), so no write straddles the boundary. When the
+    /// period number would wrap, a new generation begins instead.
+    /// </summary>
+    public FrozenMap AdvancePeriod()
+    {
+        var frozen = _map.Freeze();
+        lock (_sync)
+        {
+            if (_period == byte.MaxValue)
+            {
+                StartGeneration("the period number wrapped around after 255 snapshots");
+            }
+            else
+            {
+                _period++;
+                PersistHeader(clean: false);
+            }
+        }
+        return frozen;
+    }
+
+    /// <summary>Starts a new generation (<c>cbt reset</c>): every block counts as changed for the next backup.</summary>
+    public void Reset(string reason)
+    {
+        lock (_sync)
+        {
+            StartGeneration(reason);
+        }
+    }
+
+    /// <summary>The block range a byte range touches.</summary>
+    internal (long First, long Last) Blocks(long offset, long length) => (offset >> _blockShift, (offset + length - 1) >> _blockShift);
+
+    internal int BlockShift => _blockShift;
+
+    private ValueTask MarkAsync(long offset, long length)
+    {
+        if (length <= 0)
+        {
+            return default;
+        }
+        Volatile.Write(ref _writesSinceHeartbeat, true);
+        var (first, last) = Blocks(offset, length);
+        var period = Volatile.Read(ref _period);
+        if (_map.AllAtLeast(first, last, period))
+        {
+            return default;
+        }
+        if (!_map.Mark(first, last, period, null) || _file is null || _persistenceBroken is not null)
+        {
+            return default;
+        }
+        return new ValueTask(CommitAsync(first >> ChangeMap.PageShift, last >> ChangeMap.PageShift));
+    }
+
+    // Caller holds _sync.
+    private void StartGeneration(string reason)
+    {
+        _map.Clear();
+        _generation = Guid.NewGuid();
+        _reason = reason;
+        _period = 1;
+        if (_file is not null)
+        {
+            _file.SetPages(0);
+            _file.SetPages(_map.PageCount);
+        }
+        PersistHeader(clean: false);
+        GenerationStarted?.Invoke(this, reason);
+    }
+}

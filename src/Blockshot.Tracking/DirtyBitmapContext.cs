@@ -1,0 +1,31 @@
+using Blockshot.Core;
+using Blockshot.Core.Extents;
+
+namespace Blockshot.Tracking;
+
+/// <summary>
+/// A <c>qemu:dirty-bitmap:NAME</c> status context over a frozen map: flag 1 marks bytes in blocks that
+/// changed after period <c>since</c>, which is what an incremental backup from this view must copy.
+/// </summary>
+public sealed class DirtyBitmapContext(string name, FrozenMap map, byte since, int blockShift, long deviceSize) : BlockStatusContext
+{
+    /// <summary>The prefix of every dirty-bitmap context name.</summary>
+    public const string Prefix = "qemu:dirty-bitmap:";
+
+    /// <inheritdoc/>
+    public override string Name { get; } = Prefix + name;
+
+    /// <summary>The period after which changes count.</summary>
+    public byte Since { get; } = since;
+
+    /// <inheritdoc/>
+    public override ValueTask QueryAsync(long offset, long length, ExtentList extents)
+    {
+        map.Describe(offset, length, blockShift, Since, deviceSize, extents);
+        return default;
+    }
+
+    /// <summary>A context for <paramref name="tracker"/>'s blocks in <paramref name="map"/> changed after <paramref name="since"/>.</summary>
+    public static DirtyBitmapContext For(ChangeTracker tracker, FrozenMap map, string name, byte since) =>
+        new(name, map, since, tracker.BlockShift, tracker.DeviceSize);
+}

@@ -1,0 +1,17 @@
+namespace Blockshot.Tracking;
+
+/// <summary>How a device is tracked.</summary>
+public sealed record TrackerOptions
+{
+    /// <summary>Bytes per tracking block (a power of two, at least 4 KiB). Default 64 KiB.</summary>
+    public int BlockSize { get; init; } = 64 << 10;
+
+    /// <summary>The sidecar file that keeps the map across restarts; null for a map in memory only.</summary>
+    public string? SidecarPath { get; init; }
+
+    /// <summary>Reads the device's identity (for noticing writes made while it was not tracked).</summary>
+    public Func<DeviceIdentity>? Identity { get; init; }
+
+    /// <summary>How often, while writes flow, the tracker records that it still vouches for the device.</summary>
+    public TimeSpan Heartbeat { get; init; } = TimeSpan.FromSeconds(1);
+}

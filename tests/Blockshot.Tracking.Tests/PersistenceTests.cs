@@ -1,0 +1,167 @@
+using Blockshot.Core;
+using Blockshot.Drivers;
+
+namespace Blockshot.Tracking.Tests;
+
+public class PersistenceTests
+{
+    private const int Block = 64 << 10;
+
+    private static async Task<(RawFileNode Device, ChangeTracker Tracker)> OpenAsync(string image, string sidecar)
+    {
+        var device = RawFileNode.Open(image);
+        var tracker = await ChangeTracker.OpenAsync(device, new TrackerOptions
+        {
+            BlockSize = Block,
+            SidecarPath = sidecar,
+            Identity = () => DeviceIdentity.Of(image),
+            Heartbeat = TimeSpan.FromMilliseconds(200),
+        });
+        return (device, tracker);
+    }
+
+    private static string NewImage(TempDir dir, long size = 8 << 20)
+    {
+        var path = dir.File("disk.raw");
+        using var f = File.Create(path);
+        f.SetLength(size);
+        return path;
+    }
+
+    [Fact]
+    public async Task A_clean_close_and_reopen_keeps_the_generation_period_and_map()
+    {
+        using var dir = new TempDir();
+        var image = NewImage(dir);
+        var (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        Assert.Contains("first attach", tracker.Info().GenerationReason);
+        await tracker.WriteAsync(3 * Block, new byte[10], IoFlags.None);
+        tracker.AdvancePeriod();
+        await tracker.WriteAsync(7 * Block, new byte[10], IoFlags.None);
+        var generation = tracker.Generation;
+        await device.FlushAsync();
+        await tracker.CloseAsync();
+        await tracker.DisposeAsync();
+        await device.DisposeAsync();
+
+        (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        await using (device)
+        await using (tracker)
+        {
+            Assert.Equal(generation, tracker.Generation);
+            Assert.Equal(2, tracker.Period);
+            var map = tracker.Freeze();
+            Assert.Equal(1, map[3]);
+            Assert.Equal(2, map[7]);
+            Assert.Equal(0, map[5]);
+        }
+    }
+
+    [Fact]
+    public async Task A_write_made_while_untracked_starts_a_new_generation_with_the_reason()
+    {
+        using var dir = new TempDir();
+        var image = NewImage(dir);
+        var (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        var generation = tracker.Generation;
+        await tracker.CloseAsync();
+        await tracker.DisposeAsync();
+        await device.DisposeAsync();
+
+        await Task.Delay(50);
+        await using (var f = File.OpenWrite(image))
+        {
+            f.Position = 12345;
+            f.WriteByte(1);
+        }
+
+        (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        await using (device)
+        await using (tracker)
+        {
+            Assert.NotEqual(generation, tracker.Generation);
+            Assert.Contains("something else wrote the device", tracker.Info().GenerationReason);
+        }
+    }
+
+    [Fact]
+    public async Task After_an_unclean_stop_the_map_still_covers_every_acknowledged_write()
+    {
+        using var dir = new TempDir();
+        var image = NewImage(dir);
+        var (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        var generation = tracker.Generation;
+        var rng = new Random(4);
+        var marked = new HashSet<long>();
+        for (var i = 0; i < 200; i++)
+        {
+            var at = rng.NextInt64(0, device.Size - 5000);
+            await tracker.WriteAsync(at, new byte[5000], IoFlags.None);
+            marked.Add(at / Block);
+            marked.Add((at + 4999) / Block);
+        }
+        // No close: as if the process were killed. (Dispose only drops the file handle.)
+        await tracker.DisposeAsync();
+        await device.DisposeAsync();
+
+        (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        await using (device)
+        await using (tracker)
+        {
+            Assert.Equal(generation, tracker.Generation);
+            var map = tracker.Freeze();
+            Assert.All(marked, b => Assert.True(map[b] >= 1, $"block {b} lost its mark"));
+        }
+    }
+
+    [Fact]
+    public async Task A_resized_device_or_a_changed_block_size_starts_a_new_generation()
+    {
+        using var dir = new TempDir();
+        var image = NewImage(dir);
+        var (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        var generation = tracker.Generation;
+        await tracker.CloseAsync();
+        await tracker.DisposeAsync();
+        await device.DisposeAsync();
+        await using (var f = File.OpenWrite(image))
+        {
+            f.SetLength(16 << 20);
+        }
+        (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        await using (device)
+        await using (tracker)
+        {
+            Assert.NotEqual(generation, tracker.Generation);
+            Assert.Contains("resized", tracker.Info().GenerationReason);
+        }
+    }
+
+    [Fact]
+    public async Task A_torn_header_copy_falls_back_to_the_other_one()
+    {
+        using var dir = new TempDir();
+        var image = NewImage(dir);
+        var sidecar = dir.File("disk.cbt");
+        var (device, tracker) = await OpenAsync(image, sidecar);
+        await tracker.WriteAsync(0, new byte[1], IoFlags.None);
+        var generation = tracker.Generation;
+        await tracker.CloseAsync();
+        await tracker.DisposeAsync();
+        await device.DisposeAsync();
+
+        // Tear the newest copy (the clean one); the older (unclean, same generation) remains.
+        var bytes = await File.ReadAllBytesAsync(sidecar);
+        var newest = BitConverter.ToUInt32(bytes, 12) > BitConverter.ToUInt32(bytes, 2048 + 12) ? 0 : 2048;
+        bytes[newest + 100] ^= 0xFF;
+        await File.WriteAllBytesAsync(sidecar, bytes);
+
+        (device, tracker) = await OpenAsync(image, sidecar);
+        await using (device)
+        await using (tracker)
+        {
+            Assert.Equal(generation, tracker.Generation);
+            Assert.Equal(1, tracker.Freeze()[0]);
+        }
+    }
+}
