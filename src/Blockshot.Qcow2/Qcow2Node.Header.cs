@@ -9,6 +9,7 @@ public sealed partial class Qcow2Node
     private async ValueTask RewriteHeaderAsync()
     {
         var cluster = new byte[_g.ClusterSize];
+        _hc.FeatureNames = Qcow2HeaderCluster.StandardFeatureNames(_hc.Header.Version, _hc.Header.ClusterBits);
         _hc.WriteTo(cluster);
         await _file.WriteAsync(0, cluster).ConfigureAwait(false);
         _file.Sync();

@@ -178,6 +178,14 @@ public sealed class Qcow2HeaderCluster
         Header.WriteTo(cluster);
     }
 
+    /// <summary>
+    /// The feature name table an image of this version and cluster size carries when written: the known
+    /// names for version 3 images with clusters of 8 KiB or more, none otherwise (as the reference tool
+    /// writes them).
+    /// </summary>
+    public static List<FeatureName>? StandardFeatureNames(uint version, uint clusterBits) =>
+        version >= 3 && clusterBits >= 13 ? [.. FeatureNameTable.Known] : null;
+
     /// <summary>A deep copy.</summary>
     public Qcow2HeaderCluster Clone()
     {
