@@ -31,7 +31,7 @@ public sealed partial class Qcow2Node : BlockNode
     private readonly BlockNode? _backing;
     private readonly List<BlockStatusContext> _contexts = [];
 
-#pragma warning disable IDE0044, CS0414 // TEMP until writes land
+#pragma warning disable IDE0044 // TEMP until resize and snapshots land
     // Guarded by _meta.
     private Qcow2HeaderCluster _hc;
     private ulong[] _l1;
