@@ -2,17 +2,6 @@ namespace Blockshot.Qcow2;
 
 public sealed partial class Qcow2Node
 {
-    private ValueTask LoadBitmapsAsync() => default;
-
-    private void RegisterBitmapMetadata()
-    {
-    }
-
-    private ValueTask MarkBitmapsInUseAsync() => default;
-
-    private void MarkBitmapsDirty(long offset, long length)
-    {
-    }
 
     private ValueTask RepairDirtyOnOpenAsync() =>
         throw new NotImplementedException("dirty repair");
@@ -27,6 +16,7 @@ public sealed partial class Qcow2Node
                 await _meta.WaitAsync().ConfigureAwait(false);
                 try
                 {
+                    await StoreBitmapsAsync().ConfigureAwait(false);
                     await FlushMetadataAsync().ConfigureAwait(false);
                     if (_dirtyMarked && (_hc.Header.Incompatible & Format.IncompatibleFeatures.Dirty) != 0)
                     {

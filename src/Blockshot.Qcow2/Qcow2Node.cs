@@ -30,6 +30,7 @@ public sealed partial class Qcow2Node : BlockNode
     private readonly MetadataRegions _metadata;
     private readonly BlockNode? _backing;
     private readonly List<BlockStatusContext> _contexts = [];
+    private volatile List<BlockStatusContext> _contextList;
 
 #pragma warning disable IDE0044 // TEMP until resize and snapshots land
     // Guarded by _meta.
@@ -71,6 +72,7 @@ public sealed partial class Qcow2Node : BlockNode
         _l2Cache.BeforeWrite = CheckMetadataWrite;
         _refcountCache.BeforeWrite = CheckMetadataWrite;
         _contexts.Add(new AllocationDepthContext(this));
+        _contextList = _contexts;
     }
 
     /// <summary>The image file's path.</summary>
@@ -122,7 +124,7 @@ public sealed partial class Qcow2Node : BlockNode
     public Qcow2HeaderCluster HeaderSnapshot() => _hc.Clone();
 
     /// <inheritdoc/>
-    public override IReadOnlyList<BlockStatusContext> StatusContexts => _contexts;
+    public override IReadOnlyList<BlockStatusContext> StatusContexts => _contextList;
 
     private bool HasDataFile => _dataFile is not null;
 
