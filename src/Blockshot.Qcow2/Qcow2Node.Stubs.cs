@@ -3,8 +3,6 @@ namespace Blockshot.Qcow2;
 public sealed partial class Qcow2Node
 {
 
-    private ValueTask RepairDirtyOnOpenAsync() =>
-        throw new NotImplementedException("dirty repair");
 
     /// <inheritdoc/>
     protected override async ValueTask DisposeCoreAsync()

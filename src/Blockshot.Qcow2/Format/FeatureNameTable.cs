@@ -70,28 +70,24 @@ public static class FeatureNameTable
     }
 
     /// <summary>
-    /// Describes set bits of <paramref name="kind"/> in <paramref name="mask"/>, naming each from
-    /// <paramref name="table"/> and falling back to "Unknown ... feature: N".
+    /// Describes the set bits of <paramref name="mask"/> in bitmap <paramref name="kind"/>: names from
+    /// <paramref name="table"/> in table order, then any bits the table does not name as one hexadecimal
+    /// mask ("Unknown incompatible feature: 100000"), as the reference tool words it.
     /// </summary>
     public static string Describe(IReadOnlyList<FeatureName> table, FeatureKind kind, ulong mask)
     {
         var parts = new List<string>();
-        for (var bit = 0; bit < 64; bit++)
+        foreach (var f in table)
         {
-            if ((mask & (1UL << bit)) == 0)
+            if (f.Kind == kind && f.Bit < 64 && (mask & (1UL << f.Bit)) != 0)
             {
-                continue;
+                parts.Add(f.Name);
+                mask &= ~(1UL << f.Bit);
             }
-            string? name = null;
-            foreach (var f in table)
-            {
-                if (f.Kind == kind && f.Bit == bit)
-                {
-                    name = f.Name;
-                    break;
-                }
-            }
-            parts.Add(name ?? $"Unknown {kind.ToString().ToLowerInvariant()} feature: {bit}");
+        }
+        if (mask != 0)
+        {
+            parts.Add($"Unknown {kind.ToString().ToLowerInvariant()} feature: {mask:x}");
         }
         return string.Join(", ", parts);
     }

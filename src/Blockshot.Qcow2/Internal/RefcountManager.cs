@@ -76,6 +76,17 @@ internal sealed class RefcountManager
         _compressedCursor = 0;
     }
 
+    /// <summary>Switches to a refcount structure written elsewhere (after a rebuild); cached blocks are dropped.</summary>
+    public void ReplaceTable(ulong[] table, long offset, int clusters)
+    {
+        Table = table;
+        TableOffset = offset;
+        TableClusters = clusters;
+        _blocks.Clear();
+        _quarantine.Clear();
+        ResetHint();
+    }
+
     /// <summary>Offset of refcount block <paramref name="blockIndex"/>, 0 when absent.</summary>
     public long BlockOffset(long blockIndex)
     {
