@@ -32,9 +32,8 @@ public sealed partial class Qcow2Node : BlockNode
     private readonly List<BlockStatusContext> _contexts = [];
     private volatile List<BlockStatusContext> _contextList;
 
-#pragma warning disable IDE0044 // TEMP until resize and snapshots land
     // Guarded by _meta.
-    private Qcow2HeaderCluster _hc;
+    private readonly Qcow2HeaderCluster _hc;
     private ulong[] _l1;
     private long _l1Offset;
     private long _size;
