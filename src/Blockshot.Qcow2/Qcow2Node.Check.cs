@@ -623,15 +623,25 @@ public sealed partial class Qcow2Node
     /// Writes a fresh refcount table and blocks describing the counted references, past everything in
     /// use, then switches the header to them. The old structure becomes leaked clusters. Under <see cref="_meta"/>.
     /// </summary>
-    private async ValueTask RebuildRefcountStructureAsync(CheckState st)
+    private async ValueTask RebuildRefcountStructureAsync(CheckState st) =>
+        await WriteRefcountStructureAsync(st.Refs, _g.RefcountOrder).ConfigureAwait(false);
+
+    /// <summary>
+    /// Writes refcount blocks of width 2^<paramref name="order"/> describing <paramref name="refs"/> (plus
+    /// the new structure itself) past everything in use, and a table pointing at them. When the order is
+    /// the image's, the header is switched and the node continues with the new structure; otherwise the
+    /// caller switches the header. Returns the table offset and size in clusters. Under <see cref="_meta"/>.
+    /// </summary>
+    private async ValueTask<(long Offset, int Clusters)> WriteRefcountStructureAsync(ReferenceCounts refs, int order)
     {
-        var refs = st.Refs;
+        var perBlock = RefcountBlock.EntriesPerBlock(_g.ClusterSize, order);
+        var max = RefcountBlock.MaxValue(order);
         var areaStart = Math.Max(refs.Length, _g.ClustersFor(_file.Length));
         long blocks = 0, tableClusters = 0;
         while (true)
         {
             var total = areaStart + blocks + tableClusters;
-            var needBlocks = (total + _g.RefcountsPerBlock - 1) >> _g.RefcountBlockBits;
+            var needBlocks = (total + perBlock - 1) / perBlock;
             var needTable = _g.ClustersFor(needBlocks * 8);
             if (needBlocks == blocks && needTable == tableClusters)
             {
@@ -655,13 +665,13 @@ public sealed partial class Qcow2Node
         for (long b = 0; b < blocks; b++)
         {
             block.AsSpan().Clear();
-            var first = b << _g.RefcountBlockBits;
-            for (var k = 0; k < _g.RefcountsPerBlock && first + k < refs.Length; k++)
+            var first = b * perBlock;
+            for (var k = 0; k < perBlock && first + k < refs.Length; k++)
             {
                 var v = refs.Counts[first + k];
                 if (v != 0)
                 {
-                    RefcountBlock.Set(block, k, _g.RefcountOrder, Math.Min(v, _g.RefcountMax));
+                    RefcountBlock.Set(block, k, order, Math.Min(v, max));
                 }
             }
             var at = (areaStart + b) << _g.ClusterBits;
@@ -676,6 +686,10 @@ public sealed partial class Qcow2Node
         var tableOffset = (areaStart + blocks) << _g.ClusterBits;
         await _file.WriteAsync(tableOffset, tableBytes).ConfigureAwait(false);
         _file.Sync();
+        if (order != _g.RefcountOrder)
+        {
+            return (tableOffset, (int)tableClusters);
+        }
         await SwitchRefcountTableAsync(tableOffset, (int)tableClusters).ConfigureAwait(false);
         _refcounts.ReplaceTable(table, tableOffset, (int)tableClusters);
         if (!_readOnly)
@@ -683,6 +697,7 @@ public sealed partial class Qcow2Node
             _metadata.Clear();
             RegisterMetadata();
         }
+        return (tableOffset, (int)tableClusters);
     }
 
     /// <summary>Repairs a dirty image while opening it read-write, as the format requires before any write.</summary>

@@ -31,6 +31,26 @@ public sealed partial class Qcow2Node
             var reftableEntries = (int)(((long)h.RefcountTableClusters << geometry.ClusterBits) / 8);
             var reftable = await ReadTableAsync(file, (long)h.RefcountTableOffset, reftableEntries).ConfigureAwait(false);
             var snapshots = await ReadSnapshotTableAsync(file, (long)h.SnapshotsOffset, (int)h.SnapshotCount).ConfigureAwait(false);
+            if (options.Snapshot is { } wanted)
+            {
+                if (!readOnly)
+                {
+                    Qcow2Error.Argument("a snapshot can only be opened read-only");
+                }
+                var sn = snapshots.Find(s => s.Id == wanted) ?? snapshots.Find(s => s.Name == wanted)
+                    ?? throw new BlockException(BlockError.Invalid, $"qcow2: snapshot '{wanted}' not found");
+                if ((sn.L1TableOffset & (ulong)geometry.ClusterMask) != 0 || sn.L1Size > Qcow2Constants.MaxL1Bytes / 8)
+                {
+                    Qcow2Error.Invalid($"snapshot '{sn.Name}' has an invalid L1 table");
+                }
+                l1 = await ReadTableAsync(file, (long)sn.L1TableOffset, (int)sn.L1Size).ConfigureAwait(false);
+                var snapshotSize = sn.DiskSize is { } d ? (long)d : (long)h.Size;
+                if (geometry.L1EntriesFor(snapshotSize) > l1.Length)
+                {
+                    Qcow2Error.Invalid($"snapshot '{sn.Name}' has an L1 table too small for its disk size");
+                }
+                h.Size = (ulong)snapshotSize;
+            }
 
             var imageDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path)) ?? ".";
             if ((h.Incompatible & IncompatibleFeatures.ExternalDataFile) != 0)
@@ -275,6 +295,7 @@ public sealed partial class Qcow2Node
                     ReadOnly = true,
                     DataFile = null,
                     ForCheck = false,
+                    Snapshot = null,
                     Depth = options.Depth + 1,
                 }).ConfigureAwait(false);
             case "raw":

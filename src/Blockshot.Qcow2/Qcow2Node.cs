@@ -95,6 +95,9 @@ public sealed partial class Qcow2Node : BlockNode
     /// <summary>Subcluster size in bytes (the cluster size without extended L2 entries).</summary>
     public int SubclusterSize => _g.SubclusterSize;
 
+    /// <summary>Refcount width in bits.</summary>
+    public int RefcountBits => 1 << _g.RefcountOrder;
+
     /// <summary>Format version (2 or 3).</summary>
     public int Version => (int)_hc.Header.Version;
 

@@ -38,6 +38,11 @@ public sealed record Qcow2OpenOptions
     /// <summary>Deepest backing chain accepted (guards against loops).</summary>
     public int MaxBackingDepth { get; init; } = 64;
 
+    /// <summary>
+    /// Open the state of this internal snapshot (id or name) instead of the active one; read-only.
+    /// </summary>
+    public string? Snapshot { get; init; }
+
     /// <summary>Internal: open for check/repair (a corrupt image may be opened read-write, nothing is repaired on open).</summary>
     internal bool ForCheck { get; init; }
 
