@@ -87,8 +87,10 @@ public sealed partial class Qcow2Node
                     await _file.WriteAsync(l1Offset, SerializeL1(_l1)).ConfigureAwait(false);
                     _metadata.Add(l1Offset, l1Bytes);
                 }
+                // COPIED flags go first: a crash then leaves refcount one without COPIED (harmless,
+                // repaired by a check) rather than shared clusters still marked writable in place.
+                await ClearActiveCopiedFlagsAsync().ConfigureAwait(false);
                 await UpdateTreeRefcountsAsync(_l1, +1).ConfigureAwait(false);
-                await FixActiveCopiedFlagsAsync().ConfigureAwait(false);
                 await FlushMetadataAsync().ConfigureAwait(false);
 
                 var now = DateTimeOffset.UtcNow;
@@ -137,6 +139,8 @@ public sealed partial class Qcow2Node
                     _metadata.Remove((long)sn.L1TableOffset, l1Bytes);
                     await _refcounts.UpdateAsync((long)sn.L1TableOffset, l1Bytes, -1).ConfigureAwait(false);
                 }
+                // Refcounts drop on disk before any COPIED flag is set.
+                await FlushMetadataAsync().ConfigureAwait(false);
                 await FixActiveCopiedFlagsAsync().ConfigureAwait(false);
                 await FlushMetadataAsync().ConfigureAwait(false);
             }
@@ -179,7 +183,11 @@ public sealed partial class Qcow2Node
 
                 var old = _l1;
                 var fresh = new ulong[old.Length];
-                Array.Copy(snL1, fresh, snL1.Length);
+                for (var i = 0; i < snL1.Length; i++)
+                {
+                    // Shared with the snapshot now: never writable in place until flags are recomputed.
+                    fresh[i] = snL1[i] & ~L1Entry.Copied;
+                }
                 foreach (var e in old)
                 {
                     if (L1Entry.Offset(e) != 0)
@@ -199,6 +207,7 @@ public sealed partial class Qcow2Node
                     }
                 }
                 await UpdateTreeRefcountsAsync(old, -1).ConfigureAwait(false);
+                await FlushMetadataAsync().ConfigureAwait(false);
                 await FixActiveCopiedFlagsAsync().ConfigureAwait(false);
                 if (snSize != _size)
                 {
@@ -297,6 +306,41 @@ public sealed partial class Qcow2Node
             }
             await _refcounts.UpdateAsync(l2, _g.ClusterSize, addend).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Clears COPIED on every active L1 and L2 entry and makes that durable. Under <see cref="_meta"/>.</summary>
+    private async ValueTask ClearActiveCopiedFlagsAsync()
+    {
+        var entries = new L2Entry[_g.SliceEntries];
+        for (var i = 0; i < _l1.Length; i++)
+        {
+            var l2 = L1Entry.Offset(_l1[i]);
+            if (l2 == 0)
+            {
+                continue;
+            }
+            for (var s = 0; s < _g.L2Entries; s += _g.SliceEntries)
+            {
+                await ReadEntriesAsync(l2, s, _g.SliceEntries, entries).ConfigureAwait(false);
+                var changed = false;
+                for (var k = 0; k < entries.Length; k++)
+                {
+                    if (entries[k].IsCopied && !entries[k].IsCompressed)
+                    {
+                        entries[k] = entries[k] with { Word = entries[k].Word & ~L2Entry.Copied };
+                        changed = true;
+                    }
+                }
+                if (changed)
+                {
+                    await WriteEntriesAsync(l2, s, entries).ConfigureAwait(false);
+                }
+            }
+            _l1[i] &= ~L1Entry.Copied;
+        }
+        await FlushMetadataAsync().ConfigureAwait(false);
+        await _file.WriteAsync(_l1Offset, SerializeL1(_l1)).ConfigureAwait(false);
+        _file.Sync();
     }
 
     /// <summary>Sets COPIED on every active L1 and L2 entry whose cluster has refcount one, and clears it elsewhere. Under <see cref="_meta"/>.</summary>

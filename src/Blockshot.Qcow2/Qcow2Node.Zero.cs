@@ -187,12 +187,13 @@ public sealed partial class Qcow2Node
         while (pos < end)
         {
             var freed = new List<long>();
+            var fallback = new List<(long From, long To)>();
             long next;
             await _meta.WaitAsync().ConfigureAwait(false);
             try
             {
                 CheckWritable();
-                next = await ZeroInTableAsync(pos, end, mode, freed).ConfigureAwait(false);
+                next = await ZeroInTableAsync(pos, end, mode, freed, fallback).ConfigureAwait(false);
                 if (_refcounts.QuarantineCount > 65536)
                 {
                     await FlushMetadataAsync().ConfigureAwait(false);
@@ -209,12 +210,20 @@ public sealed partial class Qcow2Node
                     _file.PunchHole(offset, _g.ClusterSize);
                 }
             }
+            if (mode != ZeroMode.Discard)
+            {
+                // Parts of compressed clusters cannot be zeroed through subcluster bits: write zeros.
+                foreach (var (from, to) in fallback)
+                {
+                    await WriteZeroDataAsync(from, Math.Min(to, Size)).ConfigureAwait(false);
+                }
+            }
             pos = next;
         }
     }
 
     /// <summary>Zeroes the part of <c>[pos, end)</c> inside one L2 table; returns where it stopped. Under <see cref="_meta"/>.</summary>
-    private async ValueTask<long> ZeroInTableAsync(long pos, long end, ZeroMode mode, List<long> freed)
+    private async ValueTask<long> ZeroInTableAsync(long pos, long end, ZeroMode mode, List<long> freed, List<(long From, long To)> fallback)
     {
         var guestCluster = pos >> _g.ClusterBits;
         var l1Index = _g.L1Index(guestCluster);
@@ -246,6 +255,10 @@ public sealed partial class Qcow2Node
             var to = Math.Min(stop, clusterStart + _g.ClusterSize);
             var whole = from == clusterStart && to == clusterStart + _g.ClusterSize;
             var (entry, free) = ZeroedEntry(old, clusterStart, from, to, whole, mode);
+            if (!whole && old.IsCompressed)
+            {
+                fallback.Add((from, to));
+            }
             updated[i] = entry;
             if (free)
             {

@@ -70,3 +70,29 @@ public class CompressedWriteTests
         await Assert.ThrowsAsync<BlockException>(() => node.WriteCompressedAsync(0, new byte[4096]).AsTask());
     }
 }
+
+public class CompressedZeroRegressionTests
+{
+    [RequiresToolsTheory("qemu-img")]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Zeroing_part_of_a_compressed_cluster_zeroes_it(bool extendedL2)
+    {
+        // Found by the crash test: with extended L2 entries a subcluster-aligned zeroing of part of a
+        // compressed cluster was silently skipped.
+        using var dir = new TempDir();
+        var path = dir.File("c.qcow2");
+        await Qcow2Image.CreateAsync(path, 1 << 20, new Qcow2CreateOptions { ClusterSize = 32768, ExtendedL2 = extendedL2 });
+        var node = await Qcow2Node.OpenAsync(path);
+        var model = new ReferenceModel(1 << 20);
+        var data = new byte[32768];
+        data.AsSpan().Fill(0x68);
+        await node.WriteCompressedAsync(294912, data);
+        model.Write(294912, data);
+        await node.WriteZeroesAsync(278218, 28672, IoFlags.MayTrim);
+        model.Zero(278218, 28672);
+        await node.WriteZeroesAsync(294912 + 4096, 2048, IoFlags.None);
+        model.Zero(294912 + 4096, 2048);
+        await WriteInteropTests.VerifyWithPeerAsync(node, model, path, dir);
+    }
+}
