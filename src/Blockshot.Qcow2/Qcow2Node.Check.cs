@@ -35,6 +35,9 @@ public sealed partial class Qcow2Node
         public bool Rebuild;
         public bool FixLeaks;
         public bool FixErrors;
+
+        /// <summary>L2 table walks left: a valid image never references more tables than it has clusters per L1 table.</summary>
+        public long WalkBudget = long.MaxValue;
     }
 
     /// <summary>Upper bound on the host clusters a check will count (bounds memory on hostile images).</summary>
@@ -198,6 +201,7 @@ public sealed partial class Qcow2Node
     private async ValueTask CalculateRefcountsAsync(CheckState st)
     {
         var r = st.Result;
+        st.WalkBudget = (_g.ClustersFor(_file.Length) + 1024) * (_snapshots.Count + 2);
         Inc(st, 0, _g.ClusterSize);
         await CheckL1Async(st, _l1Offset, _l1.Length, fragInfo: true, active: true).ConfigureAwait(false);
         if (HasDataFile && _snapshots.Count > 0)
@@ -263,7 +267,9 @@ public sealed partial class Qcow2Node
             return;
         }
         Inc(st, offset, (long)size * 8);
-        var l1 = await ReadTableAsync(_file, offset, size).ConfigureAwait(false);
+        // Entries past the end of the file read as zeros; only the part inside the file is loaded.
+        var inside = (int)Math.Clamp((_file.Length - offset) / 8, 0, size);
+        var l1 = await ReadTableAsync(_file, offset, inside).ConfigureAwait(false);
         for (var i = 0; i < l1.Length; i++)
         {
             var e = l1[i];
@@ -282,6 +288,19 @@ public sealed partial class Qcow2Node
             {
                 st.Result.Message($"ERROR l2_offset={l2:x}: Table is not cluster aligned; L1 entry corrupted");
                 st.Result.Corruptions++;
+            }
+            if (l2 >= _file.Length)
+            {
+                continue; // Past the end of the file the table reads as zeros: nothing to count.
+            }
+            if (--st.WalkBudget < 0)
+            {
+                if (st.WalkBudget == -1)
+                {
+                    st.Result.Message("ERROR: L1 tables reference more L2 tables than the image can hold; check incomplete");
+                    st.Result.CheckErrors++;
+                }
+                return;
             }
             await CheckL2Async(st, l2, fragInfo, active).ConfigureAwait(false);
         }

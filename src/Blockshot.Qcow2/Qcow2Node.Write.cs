@@ -174,10 +174,12 @@ public sealed partial class Qcow2Node
                     plan.Clusters = k;
                     plan.Length = (int)(Math.Min(end, clusterStart + ((long)k << _g.ClusterBits)) - pos);
                     plan.HostWrite = entries[0].HostOffset + _g.InCluster(pos);
+                    await CheckNotMetadataAsync(plan.HostWrite, plan.Length).ConfigureAwait(false);
                     return plan;
                 }
             case WriteAction.Rewrite:
                 PlanRewrite(plan, entries[0], clusterStart, firstTo);
+                await CheckNotMetadataAsync(plan.HostStart, _g.ClusterSize).ConfigureAwait(false);
                 return plan;
             default:
                 {
@@ -203,6 +205,18 @@ public sealed partial class Qcow2Node
                     PlanAllocate(plan, entries, k, host, clusterStart, end);
                     return plan;
                 }
+        }
+    }
+
+    /// <summary>
+    /// Refuses a data write that would land on known metadata (an L2 entry pointing at a table can only
+    /// come from corruption); the image is marked corrupt. Under <see cref="_meta"/>.
+    /// </summary>
+    private async ValueTask CheckNotMetadataAsync(long host, long length)
+    {
+        if (!HasDataFile && _metadata.Overlaps(host, length))
+        {
+            throw await SignalCorruptionAsync($"Preventing invalid write on metadata (guest data at host offset 0x{host:x} overlaps metadata)").ConfigureAwait(false);
         }
     }
 

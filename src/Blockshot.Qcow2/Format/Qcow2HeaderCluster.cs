@@ -73,9 +73,16 @@ public sealed class Qcow2HeaderCluster
             var bytes = cluster.Length >= start + (int)header.BackingFileSize
                 ? cluster.Slice(start, (int)header.BackingFileSize)
                 : [];
-            result.BackingFile = Encoding.UTF8.GetString(bytes);
+            result.BackingFile = CString(bytes);
         }
         return result;
+    }
+
+    /// <summary>Names are C strings to the reference implementation: they end at the first NUL byte.</summary>
+    private static string CString(ReadOnlySpan<byte> bytes)
+    {
+        var nul = bytes.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(nul < 0 ? bytes : bytes[..nul]);
     }
 
     private void Accept(HeaderExtension ext)
@@ -87,10 +94,10 @@ public sealed class Qcow2HeaderCluster
                 {
                     Qcow2Error.Invalid($"backing format extension too long ({ext.Data.Length} bytes)");
                 }
-                BackingFormat = ext.AsString();
+                BackingFormat = CString(ext.Data);
                 break;
             case HeaderExtensionType.ExternalDataFile:
-                DataFile = ext.AsString();
+                DataFile = CString(ext.Data);
                 break;
             case HeaderExtensionType.FeatureNameTable:
                 FeatureNames = FeatureNameTable.Parse(ext.Data);

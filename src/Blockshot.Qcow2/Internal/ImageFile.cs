@@ -39,9 +39,9 @@ internal sealed class ImageFile : IDisposable
                 FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
             return new ImageFile(handle, path, writable);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            throw new BlockException(e is FileNotFoundException or DirectoryNotFoundException ? BlockError.Invalid : BlockError.Io,
+            throw new BlockException(e is IOException and not (FileNotFoundException or DirectoryNotFoundException) ? BlockError.Io : BlockError.Invalid,
                 $"could not open '{path}': {e.Message}", e);
         }
     }
@@ -55,7 +55,7 @@ internal sealed class ImageFile : IDisposable
                 FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
             return new ImageFile(handle, path, true);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
             throw new BlockException(BlockError.Io, $"could not create '{path}': {e.Message}", e);
         }
@@ -64,6 +64,7 @@ internal sealed class ImageFile : IDisposable
     /// <summary>Fills <paramref name="buffer"/> from <paramref name="offset"/>; bytes past the end read as zeros.</summary>
     public async ValueTask ReadAsync(long offset, Memory<byte> buffer)
     {
+        CheckRange(offset, buffer.Length);
         try
         {
             while (!buffer.IsEmpty)
@@ -88,6 +89,7 @@ internal sealed class ImageFile : IDisposable
     public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data)
     {
         CheckWritable();
+        CheckRange(offset, data.Length);
         try
         {
             await RandomAccess.WriteAsync(_handle, data, offset).ConfigureAwait(false);
@@ -96,12 +98,22 @@ internal sealed class ImageFile : IDisposable
         {
             BlockThrow.FromIo(e, $"write of {Path} at {offset}");
         }
+        catch (ArgumentException e)
+        {
+            throw new BlockException(BlockError.NoSpace, $"write of {Path} at {offset}: {e.Message}", e);
+        }
     }
 
     /// <summary>Writes the parts back to back from <paramref name="offset"/> in one gathered write.</summary>
     public async ValueTask WriteAsync(long offset, IReadOnlyList<ReadOnlyMemory<byte>> parts)
     {
         CheckWritable();
+        long total = 0;
+        foreach (var p in parts)
+        {
+            total += p.Length;
+        }
+        CheckRange(offset, total);
         try
         {
             await RandomAccess.WriteAsync(_handle, parts, offset).ConfigureAwait(false);
@@ -110,7 +122,23 @@ internal sealed class ImageFile : IDisposable
         {
             BlockThrow.FromIo(e, $"write of {Path} at {offset}");
         }
+        catch (ArgumentException e)
+        {
+            throw new BlockException(BlockError.NoSpace, $"write of {Path} at {offset}: {e.Message}", e);
+        }
     }
+
+    /// <summary>Offsets past 2^62 only come from corrupt metadata; refuse them before the OS does.</summary>
+    private void CheckRange(long offset, long length)
+    {
+        if (offset < 0 || offset > MaxOffset || length > MaxOffset - offset)
+        {
+            throw new BlockException(BlockError.Io, $"access to {Path} at offset 0x{offset:x} is out of range (corrupt metadata?)");
+        }
+    }
+
+    /// <summary>The largest offset any file access may reach.</summary>
+    public const long MaxOffset = 1L << 62;
 
     /// <summary>Makes written data durable (fdatasync).</summary>
     public void Sync()
@@ -131,6 +159,7 @@ internal sealed class ImageFile : IDisposable
     public void SetLength(long length)
     {
         CheckWritable();
+        CheckRange(length, 0);
         try
         {
             RandomAccess.SetLength(_handle, length);
@@ -138,6 +167,10 @@ internal sealed class ImageFile : IDisposable
         catch (IOException e)
         {
             BlockThrow.FromIo(e, $"resize of {Path}");
+        }
+        catch (ArgumentException e)
+        {
+            throw new BlockException(BlockError.NoSpace, $"resize of {Path}: {e.Message}", e);
         }
     }
 
