@@ -14,6 +14,10 @@ public sealed partial class Qcow2Node
         {
             return;
         }
+        if (_closed)
+        {
+            BlockThrow.Error(BlockError.Shutdown, $"qcow2: {Path} is closed");
+        }
         var end = offset + buffer.Length;
         var lockStart = _g.ClusterStart(offset);
         using var range = await _ranges.AcquireAsync(lockStart, Align.Up(end, _g.ClusterSize) - lockStart, shared: true).ConfigureAwait(false);
