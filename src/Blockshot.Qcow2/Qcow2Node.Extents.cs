@@ -77,7 +77,9 @@ public sealed partial class Qcow2Node
 
     /// <summary>
     /// Appends allocation depths for the range: 1 where this image allocates (data or zero clusters),
-    /// n where the (n−1)-th backing image does, 0 where no image of the chain does.
+    /// n where the (n−1)-th backing image does, 0 where no image of the chain does. Past the end of a
+    /// shorter backing image the zeros read there count as that image's, as the reference server
+    /// reports them.
     /// </summary>
     internal async ValueTask QueryAllocationDepthAsync(long offset, long length, ExtentList extents, uint depth)
     {
@@ -107,13 +109,11 @@ public sealed partial class Qcow2Node
                         return;
                     }
                 }
-                extents.Add(run.Length - inBacking, 0);
+                extents.Add(run.Length - inBacking, depth + 1);
             }
-            else if (_backing is { } other)
+            else if (_backing is not null)
             {
-                var inBacking = Math.Clamp(other.Size - pos, 0, run.Length);
-                extents.Add(inBacking, depth + 1);
-                extents.Add(run.Length - inBacking, 0);
+                extents.Add(run.Length, depth + 1);
             }
             else
             {

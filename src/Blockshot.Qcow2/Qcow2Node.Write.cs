@@ -331,6 +331,11 @@ public sealed partial class Qcow2Node
             {
                 await FreeEntryAsync(old).ConfigureAwait(false);
             }
+            if (_refcounts.QuarantineCount > 65536)
+            {
+                // Bound the quarantine: a flush makes the freeing entries durable and releases it.
+                await FlushMetadataAsync().ConfigureAwait(false);
+            }
         }
     }
 

@@ -130,3 +130,123 @@ public class InfoMapAmendTests
         await Assert.ThrowsAsync<BlockException>(() => Qcow2Node.OpenAsync(top, new Qcow2OpenOptions { Snapshot = "snap" }).AsTask());
     }
 }
+
+public class StatusContextTests
+{
+    /// <summary>Raw (offset, length, value) runs of a metadata context as the reference server reports them.</summary>
+    private static List<(long Offset, long Length, uint Value)> PeerContext(string image, string context, params string[] serverArgs)
+    {
+        var sock = Path.Combine(Path.GetTempPath(), $"bs-ctx-{Guid.NewGuid():N}.sock");
+        var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-nbd")) { UseShellExecute = false, RedirectStandardError = true };
+        foreach (var a in serverArgs.Concat(["-r", "-t", "-k", sock, "-f", "qcow2", image]))
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var server = System.Diagnostics.Process.Start(psi)!;
+        try
+        {
+            for (var i = 0; i < 100 && !File.Exists(sock); i++)
+            {
+                Thread.Sleep(50);
+            }
+            var text = Qemu.Ok("nbdinfo", $"--map={context}", $"nbd+unix:///?socket={sock}");
+            var runs = new List<(long, long, uint)>();
+            foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                runs.Add((long.Parse(parts[0]), long.Parse(parts[1]), uint.Parse(parts[2])));
+            }
+            return runs;
+        }
+        finally
+        {
+            server.Kill();
+            server.WaitForExit();
+            File.Delete(sock);
+        }
+    }
+
+    [RequiresToolsFact("qemu-img", "qemu-io", "qemu-nbd", "nbdinfo")]
+    public async Task Allocation_depth_matches_the_reference_server()
+    {
+        using var dir = new TempDir();
+        Qemu.Img("create", "-f", "qcow2", dir.File("l0.qcow2"), "3M");
+        Qemu.Io(dir.File("l0.qcow2"), "write -P 1 0 1M");
+        Qemu.Img("create", "-f", "qcow2", "-b", "l0.qcow2", "-F", "qcow2", dir.File("l1.qcow2"), "4M");
+        Qemu.Io(dir.File("l1.qcow2"), "write -P 2 512k 128k", "write -z 2M 64k");
+        var top = dir.File("l2.qcow2");
+        Qemu.Img("create", "-f", "qcow2", "-b", "l1.qcow2", "-F", "qcow2", top, "5M");
+        Qemu.Io(top, "write -P 3 0 64k", "write -z 1500k 64k");
+        var peer = PeerContext(top, "qemu:allocation-depth", "-A");
+        await using var node = await Qcow2Node.OpenAsync(top, new Qcow2OpenOptions { ReadOnly = true });
+        var context = node.FindStatusContext("qemu:allocation-depth")!;
+        var list = new Blockshot.Core.Extents.ExtentList();
+        list.Reset(0, node.Size);
+        await context.QueryAsync(0, node.Size, list);
+        Assert.Equal(peer, list.Items.ToArray().Select(e => (e.Offset, e.Length, e.Flags)).ToList());
+    }
+
+    [RequiresToolsFact("qemu-img", "qemu-io", "qemu-nbd", "nbdinfo")]
+    public async Task Dirty_bitmap_context_matches_the_reference_server()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("img.qcow2");
+        Qemu.Img("create", "-f", "qcow2", path, "8M");
+        Qemu.Img("bitmap", "--add", "-g", "16384", path, "b");
+        Qemu.Io(path, "write 100k 50k", "write 6M 1");
+        await using (var node = await Qcow2Node.OpenAsync(path))
+        {
+            await node.WriteAsync(3 << 20, new byte[70000], IoFlags.None);
+        }
+        var peer = PeerContext(path, "qemu:dirty-bitmap:b", "-B", "b");
+        await using var ro = await Qcow2Node.OpenAsync(path, new Qcow2OpenOptions { ReadOnly = true });
+        var list = new Blockshot.Core.Extents.ExtentList();
+        list.Reset(0, ro.Size);
+        await ro.FindStatusContext("qemu:dirty-bitmap:b")!.QueryAsync(0, ro.Size, list);
+        Assert.Equal(peer, list.Items.ToArray().Select(e => (e.Offset, e.Length, e.Flags)).ToList());
+    }
+}
+
+public class BaseAllocationTests
+{
+    [RequiresToolsFact("qemu-img", "qemu-io", "qemu-nbd", "nbdinfo")]
+    public async Task Base_allocation_extents_match_the_reference_server()
+    {
+        using var dir = new TempDir();
+        Qemu.Img("create", "-f", "qcow2", dir.File("base.qcow2"), "3M");
+        Qemu.Io(dir.File("base.qcow2"), "write -P 1 0 1M", "write -z 2M 128k");
+        var top = dir.File("top.qcow2");
+        Qemu.Img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", top, "4M");
+        Qemu.Io(top, "write -P 3 512k 64k", "write -z 0 64k", "discard 3M 64k", "write -P 4 3500k 4k");
+        var sock = Path.Combine(Path.GetTempPath(), $"bs-ba-{Guid.NewGuid():N}.sock");
+        var psi = new System.Diagnostics.ProcessStartInfo(Tools.Require("qemu-nbd")) { UseShellExecute = false, RedirectStandardError = true };
+        foreach (var a in new[] { "-r", "-t", "-k", sock, "-f", "qcow2", top })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var server = System.Diagnostics.Process.Start(psi)!;
+        string text;
+        try
+        {
+            for (var i = 0; i < 100 && !File.Exists(sock); i++)
+            {
+                Thread.Sleep(50);
+            }
+            text = Qemu.Ok("nbdinfo", "--map", $"nbd+unix:///?socket={sock}");
+        }
+        finally
+        {
+            server.Kill();
+            server.WaitForExit();
+            File.Delete(sock);
+        }
+        var peer = text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Select(p => (long.Parse(p[0]), long.Parse(p[1]), uint.Parse(p[2]))).ToList();
+        await using var node = await Qcow2Node.OpenAsync(top, new Qcow2OpenOptions { ReadOnly = true });
+        var list = new Blockshot.Core.Extents.ExtentList();
+        list.Reset(0, node.Size);
+        await node.GetExtentsAsync(0, node.Size, list);
+        Assert.Equal(peer, list.Items.ToArray().Select(e => (e.Offset, e.Length, e.Flags)).ToList());
+    }
+}

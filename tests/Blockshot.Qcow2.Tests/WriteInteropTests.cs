@@ -89,6 +89,9 @@ public class WriteInteropTests
         var cmp = Qemu.Run("qemu-img", "compare", "-f", "qcow2", "-F", "raw", path, raw);
         Assert.True(cmp.ExitCode == 0, "qemu-img compare: " + cmp.All);
         File.Delete(raw);
+        var ours = System.Text.Json.Nodes.JsonNode.Parse((await Qcow2Image.InfoAsync(path)).ToJson());
+        var theirs = System.Text.Json.Nodes.JsonNode.Parse(Qemu.Img("info", "--output=json", path));
+        Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(theirs, ours), $"info differs:\n{theirs}\n{ours}");
     }
 
     public static TheoryData<string, int> FreshImages() => new()
