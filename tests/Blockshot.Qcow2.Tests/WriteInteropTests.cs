@@ -220,3 +220,66 @@ public class WriteInteropTests
         await VerifyWithPeerAsync(node, model, path, dir);
     }
 }
+
+public class ConcurrencyStressTests
+{
+    [RequiresToolsTheory("qemu-img", "qemu-io")]
+    [InlineData("cluster_size=1M", false)]
+    [InlineData("", true)]
+    [InlineData("extended_l2=on,cluster_size=128k", true)]
+    public async Task Writers_sharing_clusters_lose_nothing(string options, bool withBacking)
+    {
+        const int Size = 8 << 20;
+        const int Workers = 8;
+        const int Stripe = 1_000_003; // Odd: neighbouring workers share clusters.
+        using var dir = new TempDir();
+        var path = dir.File("img.qcow2");
+        var create = CreateTests.Parse(options);
+        var baseline = new byte[Size];
+        if (withBacking)
+        {
+            Qemu.Img("create", "-f", "qcow2", dir.File("base.qcow2"), Size.ToString());
+            Qemu.Io(dir.File("base.qcow2"), "write -P 0x33 0 8M");
+            baseline.AsSpan().Fill(0x33);
+            create = create with { BackingFile = "base.qcow2", BackingFormat = "qcow2" };
+        }
+        await Qcow2Image.CreateAsync(path, Size, create);
+        var node = await Qcow2Node.OpenAsync(path);
+        var expected = (byte[])baseline.Clone();
+        var tasks = Enumerable.Range(0, Workers).Select(w => Task.Run(async () =>
+        {
+            var rng = new Random(w);
+            var start = (long)w * Stripe;
+            for (var i = 0; i < 150; i++)
+            {
+                var length = rng.Next(1, 70_000);
+                var offset = start + rng.NextInt64(0, Stripe - length);
+                switch (rng.Next(10))
+                {
+                    case < 7:
+                        var data = Patterns.Make(length, offset, w * 1000 + i);
+                        await node.WriteAsync(offset, data, IoFlags.None);
+                        lock (expected)
+                        {
+                            data.CopyTo(expected, offset);
+                        }
+                        break;
+                    case < 9:
+                        await node.WriteZeroesAsync(offset, length, rng.Next(2) == 0 ? IoFlags.MayTrim : IoFlags.None);
+                        lock (expected)
+                        {
+                            expected.AsSpan((int)offset, length).Clear();
+                        }
+                        break;
+                    default:
+                        await node.FlushAsync();
+                        break;
+                }
+            }
+        })).ToArray();
+        await Task.WhenAll(tasks);
+        var model = new ReferenceModel(Size);
+        model.Write(0, expected);
+        await WriteInteropTests.VerifyWithPeerAsync(node, model, path, dir);
+    }
+}
