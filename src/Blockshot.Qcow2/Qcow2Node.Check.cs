@@ -201,7 +201,7 @@ public sealed partial class Qcow2Node
     private async ValueTask CalculateRefcountsAsync(CheckState st)
     {
         var r = st.Result;
-        st.WalkBudget = (_g.ClustersFor(_file.Length) + 1024) * (_snapshots.Count + 2);
+        st.WalkBudget = (_g.ClustersFor(_file.Length) + 64) * (_snapshots.Count + 1);
         Inc(st, 0, _g.ClusterSize);
         await CheckL1Async(st, _l1Offset, _l1.Length, fragInfo: true, active: true).ConfigureAwait(false);
         if (HasDataFile && _snapshots.Count > 0)
@@ -566,6 +566,7 @@ public sealed partial class Qcow2Node
             await FlushMetadataAsync().ConfigureAwait(false);
         }
         var table = new byte[_g.ClusterSize];
+        var budget = _g.ClustersFor(_file.Length) + 64;
         for (var i = 0; i < _l1.Length; i++)
         {
             var l1e = _l1[i];
@@ -590,6 +591,10 @@ public sealed partial class Qcow2Node
                     r.Corruptions--;
                     r.CorruptionsFixed++;
                 }
+            }
+            if (l2 >= _file.Length || --budget < 0)
+            {
+                continue; // Past the end the table reads as zeros; past the budget the L1 table is garbage.
             }
             await _file.ReadAsync(l2, table).ConfigureAwait(false);
             var dirty = 0;
