@@ -11,6 +11,7 @@ internal static class Program
         var root = new RootCommand("Blockshot: block-device snapshots, change tracking and backups, served over NBD.");
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(Commands.Image.ImageCommand.Create());
         return await CommandRunner.RunAsync(root, args).ConfigureAwait(false);
     }
 }

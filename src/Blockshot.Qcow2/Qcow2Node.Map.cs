@@ -82,7 +82,7 @@ public sealed partial class Qcow2Node
                             {
                                 var zero = (e.Flags & AllocationFlags.Zero) != 0;
                                 var data = (e.Flags & AllocationFlags.Hole) == 0;
-                                var file = backing is Internal.RawBackingNode raw ? raw.Path : null;
+                                var file = backing is Blockshot.Drivers.RawFileNode raw ? raw.Path : null;
                                 Add(list, new Qcow2MapEntry(e.Offset, e.Length, depth + 1, data || zero, zero, data, data ? e.Offset : null, false, data ? file : null));
                             }
                             p = extents.End > p ? extents.End : pos + inside;
