@@ -2,7 +2,7 @@ using Blockshot.Core;
 
 namespace Blockshot.Qcow2;
 
-// Emptying the active layer (after a commit) and importing bitmap contents from another image.
+// Emptying the active layer (after a commit), shrinking with data, and importing bitmap contents.
 public sealed partial class Qcow2Node
 {
     /// <summary>
@@ -24,6 +24,26 @@ public sealed partial class Qcow2Node
             MarkBitmapsDirty(0, Size);
         }
         await FlushAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Shrinks the image to <paramref name="newSize"/> (a multiple of 512), discarding whatever it stores
+    /// past the new end, as the reference tool's <c>resize --shrink</c> does; growing is
+    /// <see cref="ResizeAsync"/>. Nothing may write past the new end meanwhile.
+    /// </summary>
+    public async ValueTask ShrinkAsync(long newSize)
+    {
+        CheckWritable();
+        var from = Align.Up(newSize, _g.ClusterSize);
+        var to = Align.Up(Size, _g.ClusterSize);
+        if (newSize >= 0 && newSize < Size && from < to && !DataFileRaw)
+        {
+            using (await _ranges.AcquireAsync(0, long.MaxValue).ConfigureAwait(false))
+            {
+                await ZeroUnitsAsync(from, to, ZeroMode.Deallocate).ConfigureAwait(false);
+            }
+        }
+        await ResizeAsync(newSize).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -67,7 +67,10 @@ public sealed partial class Qcow2Node
             }
             if (options.OpenBacking && hc.BackingFile is { Length: > 0 } backingName)
             {
-                backing = await OpenBackingAsync(ResolveRelative(imageDir, backingName), hc.BackingFormat, options).ConfigureAwait(false);
+                // Relative to the image path as given, as the reference tools combine them (names print alike).
+                var backingPath = System.IO.Path.IsPathRooted(backingName) ? backingName
+                    : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path) ?? "", backingName);
+                backing = await OpenBackingAsync(backingPath, hc.BackingFormat, options).ConfigureAwait(false);
             }
 
             node = new Qcow2Node(path, file, dataFile, hc, geometry, readOnly, l1, reftable, snapshots, backing, options);
@@ -114,9 +117,6 @@ public sealed partial class Qcow2Node
         var besideImage = System.IO.Path.GetFullPath(System.IO.Path.Combine(imageDir, name));
         return File.Exists(besideImage) || !File.Exists(name) ? besideImage : System.IO.Path.GetFullPath(name);
     }
-
-    private static string ResolveRelative(string baseDir, string name) =>
-        System.IO.Path.IsPathRooted(name) ? name : System.IO.Path.GetFullPath(System.IO.Path.Combine(baseDir, name));
 
     internal static async ValueTask<Qcow2HeaderCluster> ReadHeaderClusterAsync(ImageFile file)
     {

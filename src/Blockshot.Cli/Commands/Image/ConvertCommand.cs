@@ -108,7 +108,8 @@ internal static class ConvertCommand
                     UseExtents = r.MinSparse > 0,
                     TargetIsZero = fresh || r.TargetIsZero,
                     Compress = r.Compress,
-                    Flush = r.Flush,
+                    // An NBD server may keep writes in its own cache until told: always flush it.
+                    Flush = r.Flush || Endpoints.IsNbd(r.Target),
                     ChunkBytes = dst is Qcow2Node q ? Math.Max(2 << 20, q.ClusterSize) : 2 << 20,
                 };
                 var shown = ProgressLine.Start(r.Progress, src.Size);

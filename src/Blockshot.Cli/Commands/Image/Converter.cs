@@ -119,18 +119,25 @@ internal sealed class Converter(BlockNode source, BlockNode target, ConvertSetti
                 }
                 if ((e.Flags & AllocationFlags.Zero) != 0)
                 {
+                    // With compression only whole clusters are zero runs; partial ones go with the data.
+                    var zeroStart = Align.Up(start, unit);
+                    var zeroEnd = end == size ? end : Align.Down(end, unit);
+                    if (zeroStart >= zeroEnd)
+                    {
+                        continue;
+                    }
                     if (settings.TargetIsZero)
                     {
-                        progress?.Add(end - start);
+                        progress?.Add(zeroEnd - zeroStart);
                     }
                     else
                     {
-                        for (var p = start; p < end; p += MaxZeroRequest)
+                        for (var p = zeroStart; p < zeroEnd; p += MaxZeroRequest)
                         {
-                            await writer.WriteAsync(new Work(p, Math.Min(MaxZeroRequest, end - p), true), ct).ConfigureAwait(false);
+                            await writer.WriteAsync(new Work(p, Math.Min(MaxZeroRequest, zeroEnd - p), true), ct).ConfigureAwait(false);
                         }
                     }
-                    queued = end;
+                    queued = zeroEnd;
                     continue;
                 }
                 // Data: whole clusters when compressing; pieces that do not cross a chunk boundary.

@@ -43,7 +43,11 @@ internal static class ResizeCommand
                 {
                     target = Core.Align.Up(target, 512);
                 }
-                if (target != node.Size)
+                if (node is Qcow2.Qcow2Node q && target < node.Size)
+                {
+                    await q.ShrinkAsync(target).ConfigureAwait(false);
+                }
+                else if (target != node.Size)
                 {
                     await node.ResizeAsync(target).ConfigureAwait(false);
                 }
