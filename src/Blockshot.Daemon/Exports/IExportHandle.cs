@@ -1,0 +1,14 @@
+namespace Blockshot.Daemon.Exports;
+
+/// <summary>A running export of one provider.</summary>
+internal interface IExportHandle
+{
+    /// <summary>Clients attached right now.</summary>
+    int Clients { get; }
+
+    /// <summary>Where clients find the export, when it has an address.</summary>
+    string? Uri { get; }
+
+    /// <summary>Stops the export, disconnecting its clients after their requests in flight finish.</summary>
+    Task StopAsync();
+}
