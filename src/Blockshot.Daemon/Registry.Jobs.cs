@@ -32,6 +32,7 @@ internal sealed partial class Registry
             var opened = await MirrorTarget.OpenAsync(target, size, pivot, device.Spec).ConfigureAwait(false);
             var options = new MirrorOptions(pivot, MirrorOptions.GranularityFor(size, granularity));
             var job = new MirrorJob(jobId, device, opened, options, speed, _events, _logger);
+            await job.PrepareAsync().ConfigureAwait(false);
             Attach(device, job);
             return job.ToInfo();
         }
@@ -44,8 +45,7 @@ internal sealed partial class Registry
     private void Attach(Device device, Job job)
     {
         device.AddJob(job.Id);
-        _ = job.Finished.ContinueWith(_ => device.RemoveJob(job.Id), CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        job.Ended = ended => device.RemoveJob(ended.Id);
         _jobs.Start(job);
     }
 }

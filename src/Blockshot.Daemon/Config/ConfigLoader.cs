@@ -133,7 +133,7 @@ public static class ConfigLoader
             {
                 return null;
             }
-            var name = RequiredName(e, where, "name");
+            var name = RequiredName(e, where, "name", "device");
             var file = RequiredString(e, where, "file");
             var format = OptionalString(e, where, "format");
             if (format is not null and not ("raw" or "qcow2"))
@@ -167,7 +167,7 @@ public static class ConfigLoader
                 return null;
             }
             var type = RequiredString(e, where, "type");
-            var name = e.TryGetProperty("name", out _) ? RequiredName(e, where, "name") : null;
+            var name = e.TryGetProperty("name", out _) ? RequiredName(e, where, "name", "filter") : null;
             var settings = new Dictionary<string, string>(StringComparer.Ordinal);
             if (e.TryGetProperty("settings", out var s))
             {
@@ -224,7 +224,7 @@ public static class ConfigLoader
             {
                 Errors.Add($"{where}.type: '{type}' is not nbd or fuse");
             }
-            var name = e.TryGetProperty("name", out _) ? RequiredName(e, where, "name") : null;
+            var name = e.TryGetProperty("name", out _) ? RequiredName(e, where, "name", "export") : null;
             var description = OptionalString(e, where, "description");
             return device is null ? null : new ExportConfig(where, device, type, name, Bool(e, where, "read-only", false), description);
         }
@@ -279,14 +279,14 @@ public static class ConfigLoader
             return value.GetString();
         }
 
-        private string? RequiredName(JsonElement e, string where, string key)
+        private string? RequiredName(JsonElement e, string where, string key, string what)
         {
             var name = RequiredString(e, where, key);
             if (name is not null)
             {
                 try
                 {
-                    Registry.CheckName(name, key);
+                    Registry.CheckName(name, what);
                 }
                 catch (Protocol.ControlException ex)
                 {

@@ -76,6 +76,9 @@ internal abstract class Job
     /// <summary>Completes when the job has ended, whatever the outcome.</summary>
     public Task Finished => _finished.Task;
 
+    /// <summary>Called once the job has reached its final state, before <see cref="Finished"/> completes.</summary>
+    public Action<Job>? Ended { get; set; }
+
     protected CancellationToken CancellationToken => _cancel.Token;
 
     /// <summary>Starts the job in the background.</summary>
@@ -175,8 +178,20 @@ internal abstract class Job
     /// <summary>Undoes what an unfinished job left (filters, open targets); runs after failure or cancellation.</summary>
     protected virtual Task CleanupAsync() => Task.CompletedTask;
 
-    /// <summary>Waits while paused, then until <paramref name="bytes"/> fit the rate limit.</summary>
+    /// <summary>Waits while paused, then until <paramref name="bytes"/> fit the rate limit (and again while paused meanwhile).</summary>
     protected async ValueTask CheckpointAsync(long bytes, CancellationToken cancellationToken)
+    {
+        await WhilePausedAsync(cancellationToken).ConfigureAwait(false);
+        var now = Stopwatch.GetTimestamp();
+        var due = _pacer.Reserve(bytes, now);
+        if (due > now)
+        {
+            await Task.Delay(TimeSpan.FromSeconds((due - now) / (double)Stopwatch.Frequency), cancellationToken).ConfigureAwait(false);
+            await WhilePausedAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask WhilePausedAsync(CancellationToken cancellationToken)
     {
         TaskCompletionSource? gate;
         lock (_lock)
@@ -188,12 +203,6 @@ internal abstract class Job
             await gate.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         cancellationToken.ThrowIfCancellationRequested();
-        var now = Stopwatch.GetTimestamp();
-        var due = _pacer.Reserve(bytes, now);
-        if (due > now)
-        {
-            await Task.Delay(TimeSpan.FromSeconds((due - now) / (double)Stopwatch.Frequency), cancellationToken).ConfigureAwait(false);
-        }
     }
 
     protected void AddTotal(long bytes) => Interlocked.Add(ref _bytesTotal, bytes);
@@ -271,6 +280,7 @@ internal abstract class Job
             _pauseGate?.TrySetResult();
             _pauseGate = null;
         }
+        Ended?.Invoke(this);
         PublishStatus();
         _finished.TrySetResult();
     }

@@ -46,13 +46,29 @@ internal sealed partial class MirrorJob : Job
 
     private TimeSpan SuspendTimeout => _options.SuspendTimeout > TimeSpan.Zero ? _options.SuspendTimeout : TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Puts the mirror filter in place (before the job starts, so every write after <c>mirror.start</c>
+    /// returns is tracked). On failure the target is closed and nothing is left behind.
+    /// </summary>
+    public async Task PrepareAsync()
+    {
+        try
+        {
+            await _device.InsertFilterAsync(_entry, atBottom: true, SuspendTimeout).ConfigureAwait(false);
+            _filterInserted = true;
+        }
+        catch
+        {
+            _targetReleased = true;
+            await _target.Node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     protected override async Task<JsonObject?> RunCoreAsync(CancellationToken cancellationToken)
     {
         var size = _device.Slot.Size;
         SetTotal(size);
-        await _device.InsertFilterAsync(_entry, atBottom: true, SuspendTimeout).ConfigureAwait(false);
-        _filterInserted = true;
-
         await CopyAsync(FirstPassAsync(size, cancellationToken), firstPass: true, paced: true, cancellationToken).ConfigureAwait(false);
         _state.Active = true;
         while (!_state.Dirty.IsEmpty && _sweeps < _options.MaxSweeps)
