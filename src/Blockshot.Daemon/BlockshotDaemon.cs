@@ -185,6 +185,8 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         Devices = Registry.DeviceCount,
         Exports = await Registry.ExportCountAsync().ConfigureAwait(false),
         Jobs = _jobs.List().Count,
+        ControlClients = _control.ClientCount,
+        Subscribers = _events.SubscriberCount,
         Started = _started,
     };
 

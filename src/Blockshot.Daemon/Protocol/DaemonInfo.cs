@@ -27,6 +27,12 @@ public sealed class DaemonInfo
     /// <summary>Number of jobs listed (running and finished).</summary>
     public int Jobs { get; init; }
 
+    /// <summary>Control connections open right now.</summary>
+    public int ControlClients { get; init; }
+
+    /// <summary>Control connections subscribed to events.</summary>
+    public int Subscribers { get; init; }
+
     /// <summary>When the daemon started.</summary>
     public DateTimeOffset Started { get; init; }
 }
