@@ -78,8 +78,9 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(config);
         try
         {
-            ListenNbd(config.Nbd);
+            // Devices and exports first: a client that reaches either socket finds the configured state.
             await ApplyAsync(config, configSource).ConfigureAwait(false);
+            ListenNbd(config.Nbd);
             _control.Listen(_options.ControlPath);
         }
         catch

@@ -35,7 +35,7 @@ internal sealed partial class Registry
             }
             var request = new ExportRequest(exportName, type, readOnly || device.Spec.ReadOnly, description);
             var handle = await provider.StartAsync(request, device).ConfigureAwait(false);
-            var record = new ExportRecord(request, deviceName, handle, (provider as NbdExportProvider)?.UriOf(exportName));
+            var record = new ExportRecord(request, deviceName, handle, provider);
             _exports.Add(exportName, record);
             device.AddExport(exportName);
             info = record.ToInfo();

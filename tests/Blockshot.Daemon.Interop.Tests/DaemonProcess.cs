@@ -42,7 +42,11 @@ public sealed partial class DaemonProcess : IAsyncDisposable
     public string Uri(string export) => $"nbd+unix:///{export}?socket={NbdSocket}";
 
     /// <summary>Starts the daemon in <paramref name="dir"/> (with <c>daemon.json</c> there when <paramref name="config"/> is given) and waits until its control socket answers.</summary>
-    public static async Task<DaemonProcess> StartAsync(string dir, string? config = null, params string[] extra)
+    public static Task<DaemonProcess> StartAsync(string dir, string? config = null, params string[] extra) =>
+        StartAsync(dir, config, null, extra);
+
+    /// <summary>Starts the daemon with extra environment variables.</summary>
+    public static async Task<DaemonProcess> StartAsync(string dir, string? config, IDictionary<string, string>? environment, params string[] extra)
     {
         var args = new List<string> { "daemon", "--control", Path.Combine(dir, "control.sock") };
         if (config is not null)
@@ -51,7 +55,7 @@ public sealed partial class DaemonProcess : IAsyncDisposable
             args.AddRange(["--config", Path.Combine(dir, "daemon.json")]);
         }
         args.AddRange(extra);
-        var process = Process.Start(Run.Info(Repo.Launcher, args))!;
+        var process = Process.Start(Run.Info(Repo.Launcher, args, environment))!;
         process.StandardInput.Close();
         var daemon = new DaemonProcess(process, dir);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(180);

@@ -107,4 +107,37 @@ public class LifecycleTests
         Assert.Contains("another daemon is listening there", second.Stderr);
         Assert.False(first.HasExited);
     }
+
+    [Fact]
+    public async Task Under_systemd_the_daemon_reports_ready_and_stopping()
+    {
+        using var dir = new TempDir("bs-life");
+        var notify = Path.Combine(dir.Path, "notify.sock");
+        using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram,
+            System.Net.Sockets.ProtocolType.Unspecified);
+        listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(notify));
+        var daemon = await DaemonProcess.StartAsync(dir.Path, null, new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify });
+        await using (daemon)
+        {
+            var buffer = new byte[4096];
+            var n = await listener.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(30));
+            var ready = System.Text.Encoding.UTF8.GetString(buffer, 0, n);
+            Assert.Contains("READY=1", ready);
+            Assert.Contains($"MAINPID={daemon.Pid}", ready);
+            Assert.Equal(0, await daemon.TerminateAsync());
+            n = await listener.ReceiveAsync(buffer, System.Net.Sockets.SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal("STOPPING=1", System.Text.Encoding.UTF8.GetString(buffer, 0, n));
+        }
+    }
+
+    [RequiresToolsFact("systemd-analyze")]
+    public async Task The_sample_systemd_unit_verifies()
+    {
+        using var dir = new TempDir("bs-life");
+        var unit = (await File.ReadAllTextAsync(Path.Combine(Repo.Root, "packaging", "blockshot.service"))).Replace("/usr/local/bin/blockshot", Repo.Launcher, StringComparison.Ordinal);
+        var path = Path.Combine(dir.Path, "blockshot.service");
+        await File.WriteAllTextAsync(path, unit);
+        var verify = await Run.ToEndAsync("systemd-analyze", ["verify", path]);
+        Assert.True(verify.ExitCode == 0 && verify.Stderr.Trim().Length == 0, $"systemd-analyze verify: {verify.Stdout} {verify.Stderr}");
+    }
 }

@@ -111,4 +111,22 @@ public class ConfigTests
         Assert.Equal(["f1", "throttle"], device.Filters.Select(f => f.Name));
         Assert.Equal("exp", Assert.Single(await daemon.Registry.ListExportsAsync()).Name);
     }
+
+    [Fact]
+    public void The_sample_configuration_in_packaging_is_valid()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Blockshot.slnx")))
+        {
+            dir = dir.Parent;
+        }
+        Assert.NotNull(dir);
+        var config = ConfigLoader.Load(Path.Combine(dir.FullName, "packaging", "daemon.json"));
+        Assert.Equal(2, config.Devices.Count);
+        Assert.Equal("/run/blockshot/nbd.sock", config.Nbd!.Socket);
+        Assert.Equal("throttle", config.Devices[0].Filters[0].Type);
+        var unit = File.ReadAllText(Path.Combine(dir.FullName, "packaging", "blockshot.service"));
+        Assert.Contains("ExecStart=/usr/local/bin/blockshot daemon --config /etc/blockshot/daemon.json", unit);
+        Assert.Contains("Type=notify", unit);
+    }
 }

@@ -108,11 +108,13 @@ internal static class DaemonCommand
         }
         await Console.Error.WriteLineAsync(
             $"blockshot: daemon ready: control socket {options.ControlPath}, NBD on {string.Join(", ", daemon.NbdEndpoints)}").ConfigureAwait(false);
+        SystemdNotify.Send($"READY=1\nSTATUS=control socket {options.ControlPath}\nMAINPID={Environment.ProcessId}");
         string reason;
         await using (ct.Register(() => stop.TrySetResult("cancelled")))
         {
             reason = await stop.Task.ConfigureAwait(false);
         }
+        SystemdNotify.Send("STOPPING=1");
         await daemon.StopAsync(reason).ConfigureAwait(false);
         return ExitCodes.Success;
     }

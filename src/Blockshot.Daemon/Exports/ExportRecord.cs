@@ -3,7 +3,7 @@ using Blockshot.Daemon.Protocol;
 namespace Blockshot.Daemon.Exports;
 
 /// <summary>An export the registry knows: what was asked, the device, the running handle.</summary>
-internal sealed record ExportRecord(ExportRequest Request, string Device, IExportHandle Handle, string? Uri)
+internal sealed record ExportRecord(ExportRequest Request, string Device, IExportHandle Handle, IExportProvider Provider)
 {
     public ExportInfo ToInfo() => new()
     {
@@ -13,6 +13,6 @@ internal sealed record ExportRecord(ExportRequest Request, string Device, IExpor
         ReadOnly = Request.ReadOnly,
         Description = Request.Description,
         Clients = Handle.Clients,
-        Uri = Handle.Uri ?? Uri,
+        Uri = Provider.UriOf(Request.Name),
     };
 }

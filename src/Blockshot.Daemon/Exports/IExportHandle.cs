@@ -6,9 +6,6 @@ internal interface IExportHandle
     /// <summary>Clients attached right now.</summary>
     int Clients { get; }
 
-    /// <summary>Where clients find the export, when it has an address.</summary>
-    string? Uri { get; }
-
     /// <summary>Stops the export, disconnecting its clients after their requests in flight finish.</summary>
     Task StopAsync();
 }

@@ -14,6 +14,9 @@ internal interface IExportProvider
     /// <summary>Null when available; otherwise why not.</summary>
     string? UnavailableReason { get; }
 
+    /// <summary>Where clients find export <paramref name="name"/> right now (e.g. an NBD URI), or null.</summary>
+    string? UriOf(string name);
+
     /// <summary>Starts exporting <paramref name="device"/>'s slot.</summary>
     Task<IExportHandle> StartAsync(ExportRequest request, Device device);
 }

@@ -51,8 +51,6 @@ internal sealed class NbdExportProvider(NbdServer server) : IExportProvider
     {
         public int Clients => server.ClientsOf(name);
 
-        public string? Uri => null;
-
         public Task StopAsync() => server.RemoveExportAsync(name);
     }
 }

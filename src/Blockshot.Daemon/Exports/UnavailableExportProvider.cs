@@ -10,6 +10,8 @@ internal sealed class UnavailableExportProvider(string type, string reason) : IE
 
     public string? UnavailableReason { get; } = reason;
 
+    public string? UriOf(string name) => null;
+
     public Task<IExportHandle> StartAsync(ExportRequest request, Device device) =>
         throw new ControlException(ControlErrorCodes.NotAvailable, $"{Type} exports are not available in this build: {UnavailableReason}");
 }
