@@ -57,7 +57,8 @@ internal static class JobProgress
     public static string Bar(JobInfo job, int width)
     {
         var fraction = Fraction(job);
-        var tail = $" {Percent(fraction),6}  {SizeText.Format(job.BytesDone)}/{SizeText.Format(job.BytesTotal)}  {Rate(job)}  {Eta(job)}";
+        // A fixed-width tail keeps the bar from changing length as the numbers change.
+        var tail = $" {Percent(fraction),6}  {SizeText.Format(job.BytesDone) + "/" + SizeText.Format(job.BytesTotal),-21}  {Rate(job),12}  {Eta(job),-12}";
         var head = $"{job.Id} {job.Type} {job.State} ";
         var barWidth = Math.Clamp(width - head.Length - tail.Length - 2, 10, 50);
         var filled = (int)Math.Round(fraction * barWidth);
