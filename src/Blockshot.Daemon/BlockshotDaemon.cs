@@ -183,7 +183,7 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         Pid = Environment.ProcessId,
         Control = _options.ControlPath,
         Nbd = [.. _nbd.Endpoints],
-        Devices = Registry.DeviceCount,
+        Devices = await Registry.DeviceCountAsync().ConfigureAwait(false),
         Exports = await Registry.ExportCountAsync().ConfigureAwait(false),
         Jobs = _jobs.List().Count,
         ControlClients = _control.ClientCount,

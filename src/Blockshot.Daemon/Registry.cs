@@ -47,19 +47,16 @@ internal sealed partial class Registry
 
     public IReadOnlyCollection<IExportProvider> Providers => _providers.Values;
 
-    public int DeviceCount
+    public async Task<int> DeviceCountAsync()
     {
-        get
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
         {
-            _lock.Wait();
-            try
-            {
-                return _devices.Count;
-            }
-            finally
-            {
-                _lock.Release();
-            }
+            return _devices.Count;
+        }
+        finally
+        {
+            _lock.Release();
         }
     }
 

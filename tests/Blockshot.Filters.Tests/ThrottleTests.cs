@@ -21,7 +21,9 @@ public class ThrottleTests
         }
         // 1 MiB at 2 MiB/s: the first request goes at once, the other 15/16 MiB take ~0.47 s.
         Assert.InRange(clock.Elapsed.TotalSeconds, 0.4, 5);
-        Assert.True(filter.State.Delayed >= 14, $"only {filter.State.Delayed} requests waited");
+        // How many waited depends on scheduling (a late wake-up lets the next request straight through);
+        // the elapsed time is what the limit guarantees.
+        Assert.True(filter.State.Delayed >= 1, "no request waited");
     }
 
     [Fact]

@@ -19,6 +19,7 @@ internal sealed class ControlConnection : ISubscriptionHost, IEventSubscriber
     public const int MaxLine = 1 << 20;
     public const int MaxConcurrent = 16;
     private const int MaxQueued = 1024;
+    private static readonly TimeSpan DrainReplies = TimeSpan.FromSeconds(60);
 
     private readonly Socket _socket;
     private readonly RpcDispatcher _dispatcher;
@@ -53,11 +54,13 @@ internal sealed class ControlConnection : ISubscriptionHost, IEventSubscriber
         await using var stream = new NetworkStream(_socket, ownsSocket: true);
         var writer = WriteLoopAsync(stream);
         var pending = new List<Task>();
+        var clean = false;
         try
         {
             var input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 64 << 10, leaveOpen: true));
             await ReadLoopAsync(input, pending).ConfigureAwait(false);
             await input.CompleteAsync().ConfigureAwait(false);
+            clean = true;
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
@@ -66,7 +69,18 @@ internal sealed class ControlConnection : ISubscriptionHost, IEventSubscriber
         finally
         {
             Unsubscribe();
-            await Task.WhenAll(pending.Where(t => !t.IsCompleted)).ConfigureAwait(false);
+            // A client that only closed its sending side still gets the replies to what it sent (within a
+            // limit); one that is gone has its requests cancelled at once.
+            if (!clean)
+            {
+                Abort();
+            }
+            var running = Task.WhenAll(pending.Where(t => !t.IsCompleted));
+            if (await Task.WhenAny(running, Task.Delay(DrainReplies)).ConfigureAwait(false) != running)
+            {
+                Abort();
+                await running.ConfigureAwait(false);
+            }
             _outgoing.Writer.TryComplete();
             await writer.ConfigureAwait(false);
             await _closing.CancelAsync().ConfigureAwait(false);

@@ -31,6 +31,7 @@ internal sealed partial class MirrorJob : Job
     private int _sweeps;
     private long _copied;
     private long _skipped;
+    private string? _sourceFlushError;
 
     public MirrorJob(string id, Device device, MirrorTarget target, MirrorOptions options, long speed, EventHub events, ILogger logger)
         : base(id, "mirror", device.Name, speed, events, logger)
@@ -86,6 +87,7 @@ internal sealed partial class MirrorJob : Job
             ["bytes-skipped"] = _skipped,
             ["sweeps"] = _sweeps,
             ["target-created"] = _target.Created,
+            ["source-flush-error"] = _sourceFlushError,
         };
     }
 
@@ -142,7 +144,15 @@ internal sealed partial class MirrorJob : Job
         }
         if (oldLeaf is not null)
         {
-            await oldLeaf.FlushAsync().ConfigureAwait(false);
+            // The device runs on the target now; a failing flush of the image it left changes nothing for it.
+            try
+            {
+                await oldLeaf.FlushAsync().ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                _sourceFlushError = e.Message;
+            }
             await oldLeaf.DisposeAsync().ConfigureAwait(false);
         }
         if (!_targetReleased)
