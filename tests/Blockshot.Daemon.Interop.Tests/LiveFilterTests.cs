@@ -8,7 +8,7 @@ public class LiveFilterTests
     private const string Config = """{ "devices": [ { "name": "disk", "file": "disk.raw" } ], "exports": [ { "device": "disk" } ] }""";
 
     [RequiresToolsFact("fio")]
-    public async Task Fio_verified_io_sees_no_error_and_no_reconnect_while_filters_go_in_and_out_100_times()
+    public async Task Fio_verified_io_sees_no_error_and_no_reconnect_while_filters_go_in_and_out_100_times_and_the_image_is_reloaded()
     {
         using var dir = new TempDir("bs-live");
         File.WriteAllBytes(Path.Combine(dir.Path, "disk.raw"), new byte[64 << 20]);
@@ -20,6 +20,7 @@ public class LiveFilterTests
         var fio = Run.ToEndAsync("fio", Fio.VerifyingWrites(daemon.Uri("disk"), "live", 32 << 20, runtimeSeconds: 20));
         var connection = await WaitForSteadyClientAsync(control, events);
         var swaps = new List<double>();
+        var reloads = 0;
         for (var i = 0; i < 100 && !fio.IsCompleted; i++)
         {
             var (type, settings) = (i % 2) == 0
@@ -29,7 +30,17 @@ public class LiveFilterTests
             await control.CallAsync("filter.insert", new JsonObject { ["device"] = "disk", ["type"] = type, ["settings"] = settings });
             await control.CallAsync("filter.remove", new JsonObject { ["device"] = "disk", ["name"] = type });
             swaps.Add(t.Elapsed.TotalMilliseconds);
+            if (i % 20 == 10)
+            {
+                // Reopen the image under the live export: close, open again, same stack, no reconnect.
+                await control.CallAsync("filter.insert", new JsonObject { ["device"] = "disk", ["type"] = "throttle" });
+                var reloaded = await control.CallAsync("device.reload", new JsonObject { ["name"] = "disk" }, ProtocolJsonContext.Default.DeviceInfo);
+                Assert.StartsWith("throttle(", reloaded.Stack);
+                await control.CallAsync("filter.remove", new JsonObject { ["device"] = "disk", ["name"] = "throttle" });
+                reloads++;
+            }
         }
+        Assert.Equal(5, reloads);
         Assert.True(swaps.Count == 100, $"fio ended after {swaps.Count} cycles: {(fio.IsCompleted ? (await fio).Stderr : "")}");
         Assert.False(fio.IsCompleted, "fio must still be running when the cycles end, or the test proved nothing");
         var device = await control.CallAsync("device.get", new JsonObject { ["name"] = "disk" }, ProtocolJsonContext.Default.DeviceInfo);
