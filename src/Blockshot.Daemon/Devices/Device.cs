@@ -7,7 +7,8 @@ namespace Blockshot.Daemon.Devices;
 /// <summary>
 /// A named device: a slot that exports hold, the stack of filters beneath it and the leaf at the
 /// bottom. Every change to the stack, the leaf or the suspended state happens under
-/// <see cref="_control"/>, one at a time (<c>Device.Stack.cs</c>); requests flow through the slot
+/// <see cref="_control"/>, one at a time (<c>Device.Stack.cs</c>, <c>Device.Suspend.cs</c>,
+/// <c>Device.Reload.cs</c>, <c>Device.Lifecycle.cs</c>); requests flow through the slot
 /// without touching it. The export and job names that use the device are guarded by
 /// <see cref="_uses"/>.
 /// </summary>
