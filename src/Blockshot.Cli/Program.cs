@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Blockshot.Cli.Client;
 using Blockshot.Cli.Commands;
 
 namespace Blockshot.Cli;
@@ -11,6 +12,12 @@ internal static class Program
         var root = new RootCommand("Blockshot: block-device snapshots, change tracking and backups, served over NBD.");
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(DaemonCommand.Create());
+        foreach (var client in new[] { DeviceCommands.Create(), ExportCommands.Create(), FilterCommands.Create(), JobCommands.Create(), MirrorCommand.Create(), EventsCommand.Create() })
+        {
+            root.Subcommands.Add(client);
+        }
+        ClientOptions.AddTo(root);
         return await CommandRunner.RunAsync(root, args).ConfigureAwait(false);
     }
 }
