@@ -33,8 +33,10 @@ def parse_args(argv):
         epilog="Exit status: 0 every requested server measured; 3 some server skipped or failed "
                "(the run is still reported); 1 nothing measured or an error; 2 bad usage; "
                "130 interrupted.")
-    p.add_argument("--servers", default=",".join(s.name for s in servers.SERVERS),
-                   help="comma-separated servers to measure, in this order (default: %(default)s)")
+    p.add_argument("--servers",
+                   help="comma-separated servers to measure, in this order (default: every server "
+                        "that can run a chosen row: blockshot,qemu-nbd,nbdkit for the foundation rows, "
+                        "blockshot-daemon,qemu-img for the daemon rows)")
     p.add_argument("--scenarios", default="foundation",
                    help="comma-separated rows and/or tags; 'all' for every row "
                         "(default: foundation)")
@@ -79,16 +81,19 @@ def parse_args(argv):
         p.error("--size must be a multiple of 1M (the sequential rows use 1M blocks)")
     if args.rounds < 1 or args.runtime < 1:
         p.error("--rounds and --runtime must be at least 1")
-    args.server_names = [s.strip() for s in args.servers.split(",") if s.strip()]
+    try:
+        args.rows = scenarios.select(args.scenarios)
+    except ValueError as exc:
+        p.error(str(exc))
+    if args.servers is None:
+        args.server_names = servers.default_names(args.rows)
+    else:
+        args.server_names = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = [s for s in args.server_names if s not in servers.BY_NAME]
     if unknown or not args.server_names:
         p.error(f"unknown server(s) {unknown}; known: {', '.join(servers.BY_NAME)}")
     if len(set(args.server_names)) != len(args.server_names):
         p.error("a server is named twice in --servers")
-    try:
-        args.rows = scenarios.select(args.scenarios)
-    except ValueError as exc:
-        p.error(str(exc))
     args.blockshot = os.path.abspath(args.blockshot)
     args.server_opts = {"blockshot": args.blockshot, "repo_root": REPO_ROOT,
                         "build_timeout": args.build_timeout}
@@ -98,10 +103,10 @@ def parse_args(argv):
 def _list():
     print("servers:")
     for s in servers.SERVERS:
-        print(f"  {s.name:<10} formats {','.join(s.formats):<10} {s.note}")
+        print(f"  {s.name:<16} formats {','.join(s.formats):<10} runs {','.join(s.features):<8} {s.note}")
     print("scenarios:")
     for r in scenarios.SCENARIOS:
-        print(f"  {r.name:<18} {r.image:<5} {','.join(r.tags):<12} {r.title}")
+        print(f"  {r.name:<22} {r.image:<5} {','.join(r.tags):<12} needs {','.join(r.needs):<15} {r.title}")
 
 
 def _raise_interrupt(signum, frame):
@@ -161,7 +166,7 @@ def main(argv=None):
         return EXIT_ERROR
 
     parent = _choose_parent(args.workdir)
-    need = args.size * (len(usable) + 1)
+    need = args.size * (len(usable) + 2)   # the base, one copy per server, one copy a row may write
     free = shutil.disk_usage(parent).free
     if free < need * 1.1:
         print(f"peers: error: {parent} has {free >> 20} MiB free; the images need {need >> 20} MiB",
@@ -211,11 +216,7 @@ def main(argv=None):
         table += (f"\n\nMachine: {os.cpu_count()} CPUs; 1-minute load average before the jobs "
                   f"{min(loads):.2f}..{max(loads):.2f} (other work on the machine shows up as "
                   f"wide [min..max] ranges). "
-                  + (f"No ratio columns: the baseline {args.baseline} is not in --servers."
-                     if args.baseline not in names else
-                     f"No ratios: the baseline {args.baseline} was not measured."
-                     if args.baseline in not_measured else
-                     f"Ratios are {args.baseline}/peer of the medians."))
+                  + _ratio_note(args, names, not_measured))
     print()
     print(table)
     if not_measured:
@@ -265,6 +266,18 @@ def main(argv=None):
     if not run.samples or all(s["error"] for s in run.samples):
         return EXIT_ERROR
     return EXIT_PARTIAL if not_measured else EXIT_OK
+
+
+def _ratio_note(args, names, not_measured):
+    bases = []
+    for row in args.rows:
+        base = report.row_baseline(row, args.baseline)
+        if base not in bases:
+            bases.append(base)
+    present = [b for b in bases if b in names and b not in not_measured]
+    if not present:
+        return f"No ratios: the baseline ({', '.join(bases)}) was not measured or not in --servers."
+    return f"Ratios are {' and '.join(present)}/peer of the medians (each row divides by its own baseline)."
 
 
 def _remove_stale(parent):

@@ -44,18 +44,24 @@ def summarize(samples, rows, server_names, baseline):
             per_server[server] = {m.key: st for m in metrics
                                   if (st := _stats([_value(s, m.key) for s in mine])) is not None}
         ratios = {}
-        if baseline in per_server:
+        base = row_baseline(row, baseline)
+        if base in per_server:
             for peer in server_names:
-                if peer == baseline or peer not in per_server:
+                if peer == base or peer not in per_server:
                     continue
-                ratios[f"{baseline}/{peer}"] = {
-                    m.key: _ratio(samples, row.name, baseline, peer, m, per_server)
+                ratios[f"{base}/{peer}"] = {
+                    m.key: _ratio(samples, row.name, base, peer, m, per_server)
                     for m in metrics}
         out[row.name] = {"title": row.title,
                          "metrics": {m.key: {"unit": m.unit, "higher_is_better": m.higher_is_better}
                                      for m in metrics},
                          "servers": per_server, "ratios": ratios}
     return out
+
+
+def row_baseline(row, baseline):
+    """The server a row's ratios divide by: the row's own (daemon rows) or --baseline."""
+    return getattr(row, "baseline", "") or baseline
 
 
 def _ratio(samples, scenario, base, peer, metric, per_server):
@@ -93,8 +99,11 @@ def _table(header, rows, left=2):
 
 def render(summary, rows, server_names, baseline, missing, rounds):
     """Headline table with ratio columns, then latency (where measured), then server RSS."""
-    peers = [s for s in server_names if s != baseline]
-    ratio_cols = [f"{baseline}/{p}" for p in peers] if baseline in server_names else []
+    ratio_cols = []
+    for row in rows:
+        base = row_baseline(row, baseline)
+        if base in server_names:
+            ratio_cols += [f"{base}/{p}" for p in server_names if p != base and f"{base}/{p}" not in ratio_cols]
     note = "median [min..max] over %d round%s" % (rounds, "" if rounds == 1 else "s")
 
     def server_cell(row, server, key):
@@ -129,6 +138,14 @@ def render(summary, rows, server_names, baseline, missing, rounds):
         out.append("")
         out.append(f"Completion latency from fio clat ({note}; lower is better)")
         out.append(_table(["scenario", "pct"] + server_names + ratio_cols, body))
+
+    other = [(row, m) for row in rows for m in row.metrics[1:] if not m.key.startswith("clat_")]
+    if other:
+        body = [[row.name, m.key, m.unit, "higher" if m.higher_is_better else "lower"]
+                + [server_cell(row, s, m.key) for s in server_names] for row, m in other]
+        out.append("")
+        out.append(f"Other figures of the rows ({note})")
+        out.append(_table(["scenario", "figure", "unit", "better"] + server_names, body, left=4))
 
     body = [[row.name, RSS.unit] + [server_cell(row, s, RSS.key) for s in server_names]
             + [ratio_cell(row, c, RSS.key) for c in ratio_cols] for row in rows]

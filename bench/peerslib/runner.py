@@ -10,9 +10,28 @@ the machine falls on all of them alike. Before every job the page cache's dirty 
 import json
 import os
 
-from . import procs, scenarios, util
+from . import procs, scenarios, servers as server_specs, util
 from .fio import nbd_argv
 from .servers import Launch
+
+
+class ToolPeer:
+    """A peer that is a tool run per job (qemu-img convert): nothing to start, stop or sample."""
+
+    def __init__(self, image):
+        self.image = image
+        self.uri = ""
+        self.socket_path = ""
+        self.export_name = ""
+        self.control = ""
+        self.server_pid = None
+        self.startup_s = 0.0
+
+    def alive(self):
+        return True
+
+    def stop(self):
+        pass
 
 
 def rotate(items, k):
@@ -67,6 +86,8 @@ class Run:
             if kind not in spec.formats:
                 self.unsupported[(spec.name, kind)] = f"{spec.name} does not serve {kind} images"
                 continue
+            if not any(spec.supports(row) for row in group):
+                continue
             names.append(spec.name)
         if not names:
             return
@@ -81,18 +102,27 @@ class Run:
         order = [n for n in names if n in live]
         for rnd in range(self.opts.rounds):
             for row in group:
-                for pos, name in enumerate(rotate(order, rnd)):
+                for pos, name in enumerate(rotate([n for n in order if self._spec(n).supports(row)], rnd)):
                     if name in self.failed:
                         continue
                     self._measure(rnd, pos, row, name, live[name])
 
+    def _spec(self, name):
+        return next(s for s in self.specs if s.name == name)
+
     def _start(self, name, kind, image):
-        spec = next(s for s in self.specs if s.name == name)
+        spec = self._spec(name)
+        if not spec.process:
+            self.servers.setdefault(name, {}).setdefault("runs", []).append(
+                {"image_kind": kind, "command": "(run per job)", "image": image})
+            return ToolPeer(image)
         sock = os.path.join(self.workdir, f"{name}-{kind}.sock")
         if len(sock.encode()) > 107:
             raise RuntimeError(f"socket path too long for AF_UNIX ({sock}); "
                                f"use a shorter --workdir")
         launch = Launch(image=image, fmt=kind, socket=sock)
+        if spec.setup is not None:
+            spec.setup(spec, launch)
         argv = spec.command(spec, launch, self.opts.server_opts)
         cwd = spec.cwd(self.opts.server_opts) if spec.cwd else None
         log = os.path.join(self.workdir, f"{name}-{kind}.log")
@@ -116,6 +146,8 @@ class Run:
         })
         server.uri = launch.uri
         server.export_name = launch.name
+        server.image = image
+        server.control = server_specs.daemon_control(launch) if "daemon" in spec.features else ""
         return server
 
     def _export_info(self, name, uri):
@@ -139,7 +171,7 @@ class Run:
 
     def _warm_up(self, name, server):
         """The same short 4k random read for every server before anything is measured."""
-        if not self.opts.warmup:
+        if not self.opts.warmup or not server.uri:
             return
         argv = nbd_argv(server.uri, name="warmup", rw="randread", bs="4k", iodepth=32,
                         size=self.opts.size, runtime=self.opts.warmup)
@@ -154,7 +186,8 @@ class Run:
             self._fail(name, f"the server exited (status {server.popen.returncode}); "
                              f"log {server.log_path}:\n{server.log_tail()}")
             return
-        ep = scenarios.Endpoint(name, server.uri, server.socket_path, server.export_name)
+        ep = scenarios.Endpoint(name, server.uri, server.socket_path, server.export_name,
+                                image=server.image, control=server.control)
         os.sync()
         record = {
             "round": rnd + 1, "position": pos, "scenario": row.name, "server": name,
@@ -163,7 +196,7 @@ class Run:
         }
         first_cmd = len(self.cmdlog.entries)
         try:
-            with procs.ProcessSampler(server.server_pid) as sampler:
+            with procs.ProcessSampler(server.server_pid) as sampler:  # pid None: a tool peer, nothing sampled
                 sample = row.run(row, self.ctx, ep)
             record["metrics"] = sample.metrics
             record["command"] = util.shell_join(sample.argv)

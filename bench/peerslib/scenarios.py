@@ -50,6 +50,8 @@ class Endpoint:
     uri: str
     socket: str
     name: str
+    image: str = ""            # the server's own copy of the image
+    control: str = ""          # the daemon's control socket (servers with the 'daemon' feature)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Scenario:
     tags: tuple = ("foundation",)
     params: dict = field(default_factory=dict)
     tools: tuple = ()                   # executables the run function needs
+    needs: tuple = ("nbd",)             # server features, any of which lets a server run the row
+    baseline: str = ""                  # the server the row's ratios divide by ('' = --baseline)
 
     @property
     def headline(self):
@@ -132,6 +136,11 @@ SCENARIOS = [
             rw="write", bs="1M", iodepth=8, metrics=(MBPS,)),
     nbdcopy_read("nbdcopy-read", "nbdcopy of the whole export to null:"),
 ]
+
+# Rows that need the daemon (and the qemu-img peer) live in their own module.
+from .daemon_rows import DAEMON_SCENARIOS  # noqa: E402
+
+SCENARIOS += DAEMON_SCENARIOS
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 

@@ -5,6 +5,7 @@ its command line from a Launch, and an optional prepare step (Blockshot builds o
 To add a server, write its command function and append a ServerSpec to SERVERS.
 """
 
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -50,6 +51,12 @@ class ServerSpec:
     prepare: Optional[Callable[["ServerSpec", dict, util.CommandLog], Prepared]] = None
     cwd: Optional[Callable[[dict], str]] = None
     note: str = ""
+    features: tuple = ("nbd",)       # what rows it can run (Scenario.needs)
+    process: bool = True             # False: a tool run per job (qemu-img), nothing to start
+    setup: Optional[Callable[["ServerSpec", Launch], None]] = None   # files the command needs
+
+    def supports(self, scenario):
+        return scenario.image in self.formats and any(f in self.features for f in scenario.needs)
 
 
 # -- command lines (PEERS.md) -------------------------------------------------------------------
@@ -76,6 +83,34 @@ def _blockshot(spec, launch, opts):
     if launch.read_only:
         argv.append("--read-only")
     return argv
+
+
+def _daemon_paths(launch):
+    base = os.path.splitext(launch.socket)[0]
+    return base + ".control", base + ".json"
+
+
+def _blockshot_daemon(spec, launch, opts):
+    control, config = _daemon_paths(launch)
+    return [opts["blockshot"], "daemon", "--control", control, "--nbd-socket", launch.socket,
+            "--config", config]
+
+
+def _blockshot_daemon_setup(spec, launch):
+    """The daemon's configuration: one device over the image, exported under the row's name."""
+    _, config = _daemon_paths(launch)
+    with open(config, "w") as f:
+        json.dump({"devices": [{"name": "disk", "file": launch.image, "format": launch.fmt,
+                                "read-only": launch.read_only}],
+                   "exports": [{"device": "disk", "name": launch.name}]}, f)
+
+
+def daemon_control(launch):
+    return _daemon_paths(launch)[0]
+
+
+def _no_process(spec, launch, opts):
+    return []
 
 
 def _blockshot_prepare(spec, opts, cmdlog):
@@ -112,10 +147,23 @@ SERVERS = [
     ServerSpec("nbdkit", tools=("nbdkit",), formats=("raw",), command=_nbdkit,
                version_argv=("nbdkit", "--version"),
                note="nbdkit -U SOCK -f file IMAGE"),
+    ServerSpec("blockshot-daemon", tools=(), formats=("raw",), command=_blockshot_daemon,
+               prepare=_blockshot_prepare, cwd=_blockshot_cwd, features=("daemon",),
+               setup=_blockshot_daemon_setup,
+               note="./blockshot daemon --control CTRL --nbd-socket SOCK --config CFG "
+                    "(device 'disk' over IMAGE, exported as NAME)"),
+    ServerSpec("qemu-img", tools=("qemu-img",), formats=("raw",), command=_no_process,
+               version_argv=("qemu-img", "--version"), features=("convert",), process=False,
+               note="qemu-img convert -f raw -O raw IMAGE TARGET (run per job; no server)"),
 ]
 
 BY_NAME = {s.name: s for s in SERVERS}
 BASELINE = "blockshot"
+
+
+def default_names(rows):
+    """The servers a run measures when --servers is not given: every one that can run a chosen row."""
+    return [s.name for s in SERVERS if any(s.supports(r) for r in rows)]
 
 
 def prepare(spec, opts, cmdlog):

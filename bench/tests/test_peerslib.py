@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from peerslib import cli, fio, procs, report, runner, scenarios, servers, util  # noqa: E402
+from peerslib import cli, daemon_rows, fio, procs, report, runner, scenarios, servers, util  # noqa: E402
 
 FIO_STDOUT = "fio: connected to NBD server\n" + json.dumps({
     "fio version": "fio-3.33",
@@ -110,6 +110,58 @@ class PureHelpers(unittest.TestCase):
                                            "/w/i.raw"])
         self.assertEqual(cmd["nbdkit"], ["nbdkit", "-U", "/w/s.sock", "-f", "file", "/w/i.raw"])
         self.assertEqual(launch.uri, "nbd+unix:///disk?socket=/w/s.sock")
+
+
+    def test_servers_are_chosen_by_what_the_rows_need(self):
+        self.assertEqual(servers.default_names(scenarios.select("foundation")),
+                         ["blockshot", "qemu-nbd", "nbdkit"])
+        self.assertEqual(servers.default_names(scenarios.select("daemon")), ["blockshot-daemon", "qemu-img"])
+        mirror = scenarios.BY_NAME["mirror-vs-convert"]
+        swap = scenarios.BY_NAME["filter-swap-under-load"]
+        self.assertTrue(servers.BY_NAME["qemu-img"].supports(mirror))
+        self.assertFalse(servers.BY_NAME["qemu-img"].supports(swap))
+        self.assertFalse(servers.BY_NAME["blockshot"].supports(mirror))
+        self.assertFalse(servers.BY_NAME["blockshot-daemon"].supports(scenarios.BY_NAME["randread-4k-qd32"]))
+
+    def test_the_daemon_gets_a_configuration_with_one_exported_device(self):
+        with tempfile.TemporaryDirectory() as d:
+            launch = servers.Launch(image=os.path.join(d, "i.raw"), fmt="raw", socket=os.path.join(d, "s.sock"))
+            spec = servers.BY_NAME["blockshot-daemon"]
+            argv = spec.command(spec, launch, {"blockshot": "/repo/blockshot"})
+            self.assertEqual(argv, ["/repo/blockshot", "daemon", "--control", os.path.join(d, "s.control"),
+                                    "--nbd-socket", launch.socket, "--config", os.path.join(d, "s.json")])
+            spec.setup(spec, launch)
+            with open(os.path.join(d, "s.json")) as f:
+                config = json.load(f)
+            self.assertEqual(config["devices"], [{"name": "disk", "file": launch.image, "format": "raw",
+                                                  "read-only": False}])
+            self.assertEqual(config["exports"], [{"device": "disk", "name": "disk"}])
+            self.assertEqual(servers.daemon_control(launch), os.path.join(d, "s.control"))
+
+    def test_rows_with_their_own_baseline_divide_by_it(self):
+        mirror = scenarios.BY_NAME["mirror-vs-convert"]
+        swap = scenarios.BY_NAME["filter-swap-under-load"]
+
+        def sample(rnd, row, server, metrics):
+            return {"round": rnd, "scenario": row.name, "server": server, "error": None, "metrics": metrics,
+                    "process": None}
+
+        samples = [sample(1, mirror, "blockshot-daemon", {"mb_s": 300}), sample(1, mirror, "qemu-img", {"mb_s": 200}),
+                   sample(1, swap, "blockshot-daemon", {"swap_p50_ms": 1.0, "swap_p99_ms": 4.0, "iops": 1000})]
+        names = ["blockshot-daemon", "qemu-img"]
+        summary = report.summarize(samples, [swap, mirror], names, "blockshot")
+        self.assertAlmostEqual(summary[mirror.name]["ratios"]["blockshot-daemon/qemu-img"]["mb_s"]["of_medians"], 1.5)
+        self.assertEqual(summary[swap.name]["ratios"], {})
+        text = report.render(summary, [swap, mirror], names, "blockshot", {}, 1)
+        self.assertIn("1.50x", text)
+        self.assertIn("blockshot-daemon/qemu-img", text)
+        self.assertIn("Other figures", text)
+        self.assertIn("swap_p99_ms", text)
+
+    def test_daemon_row_percentiles_interpolate(self):
+        self.assertEqual(daemon_rows._percentile([4, 1, 3, 2], 50), 2.5)
+        self.assertEqual(daemon_rows._percentile([5], 99), 5)
+        self.assertIsNone(daemon_rows._percentile([], 50))
 
 
 STAND_IN = textwrap.dedent("""\

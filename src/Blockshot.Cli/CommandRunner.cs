@@ -20,7 +20,9 @@ internal static class CommandRunner
         }
         try
         {
-            return await parse.InvokeAsync().ConfigureAwait(false);
+            // Commands handle SIGINT/SIGTERM themselves (serve and daemon drain for longer than a default
+            // termination timeout would allow).
+            return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
         }
         catch (CliException e)
         {

@@ -23,4 +23,13 @@ internal static class ExitCodes
 
     /// <summary>The image format is unknown, unsupported or corrupt.</summary>
     public const int BadImage = 6;
+
+    /// <summary>The daemon is not reachable: not running, another control socket, or no permission on it.</summary>
+    public const int DaemonUnreachable = 7;
+
+    /// <summary>The job a command waited for ended cancelled.</summary>
+    public const int JobCancelled = 8;
+
+    /// <summary>Interrupted (SIGINT) while waiting; whatever runs in the daemon goes on.</summary>
+    public const int Interrupted = 130;
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Blockshot.Cli.Client;
 using Blockshot.Cli.Commands;
 
 namespace Blockshot.Cli;
@@ -12,6 +13,12 @@ internal static class Program
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(Commands.Image.ImageCommand.Create());
+        root.Subcommands.Add(DaemonCommand.Create());
+        foreach (var client in new[] { DeviceCommands.Create(), ExportCommands.Create(), FilterCommands.Create(), JobCommands.Create(), MirrorCommand.Create(), EventsCommand.Create() })
+        {
+            root.Subcommands.Add(client);
+        }
+        ClientOptions.AddTo(root);
         return await CommandRunner.RunAsync(root, args).ConfigureAwait(false);
     }
 }

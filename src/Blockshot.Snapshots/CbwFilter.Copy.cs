@@ -78,6 +78,10 @@ public sealed partial class CbwFilter
                 assigned++;
             }
         }
+        if (_log is not null && assigned > 0 && !await RecordEntriesAsync(snapshots, chunk, entry).ConfigureAwait(false))
+        {
+            CopyFailed(snapshots, chunk, BlockError.Io, $"recording the copy of chunk {chunk} durably failed: {_log.Problem}", requireNone: false);
+        }
         if (slot >= 0)
         {
             if (assigned > 0)
@@ -142,18 +146,18 @@ public sealed partial class CbwFilter
     /// A chunk could not be protected. Snapshots whose policy keeps them valid make the write fail;
     /// otherwise the snapshots that needed the chunk break and the write proceeds.
     /// </summary>
-    private void CopyFailed(Snapshot[] snapshots, long chunk, BlockError error, string reason)
+    private void CopyFailed(Snapshot[] snapshots, long chunk, BlockError error, string reason, bool requireNone = true)
     {
         foreach (var s in snapshots)
         {
-            if (s.IsActive && s.Table[chunk] == ChunkTable.None && Effective(s.Options) == OverflowPolicy.FailWrite)
+            if (s.IsActive && (!requireNone || s.Table[chunk] == ChunkTable.None) && Effective(s.Options) == OverflowPolicy.FailWrite)
             {
                 throw new BlockException(error, $"{reason}; the write is refused to keep snapshot '{s.Name}' valid");
             }
         }
         foreach (var s in snapshots)
         {
-            if (s.IsActive && s.Table[chunk] == ChunkTable.None)
+            if (s.IsActive && (!requireNone || s.Table[chunk] == ChunkTable.None))
             {
                 Fail(s, reason);
                 // Its storage is released once the chunk locks held now are gone.

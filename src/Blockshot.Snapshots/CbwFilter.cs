@@ -86,17 +86,31 @@ public sealed partial class CbwFilter : FilterNode
 
     /// <summary>
     /// Adds a snapshot of the device as it is now. The caller must hold the device's slot suspended
-    /// (no request in flight), which is what makes the take a single instant.
+    /// (no request in flight), which is what makes the take a single instant. With persistence, the
+    /// snapshot exists durably when this completes.
     /// </summary>
-    public Snapshot AddSnapshot(string name, SnapshotOptions? options = null)
+    public async Task<Snapshot> AddSnapshotAsync(string name, SnapshotOptions? options = null)
     {
+        Snapshot snapshot;
         lock (_sync)
         {
-            var snapshot = new Snapshot(this, name, _nextNumber++, options ?? new SnapshotOptions(), ChunkCount);
+            snapshot = new Snapshot(this, name, _nextNumber++, options ?? new SnapshotOptions(), ChunkCount);
             _snapshots = [.. _snapshots, snapshot];
             _covered.ClearAll();
-            return snapshot;
         }
+        if (_log is not null)
+        {
+            try
+            {
+                await _log.AppendAsync(CreatedRecord(snapshot)).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                await RemoveSnapshotAsync(snapshot).ConfigureAwait(false);
+                throw;
+            }
+        }
+        return snapshot;
     }
 
     /// <summary>Destroys a snapshot and releases its storage; the other snapshots are untouched.</summary>
@@ -112,6 +126,7 @@ public sealed partial class CbwFilter : FilterNode
             snapshot.State = SnapshotState.Destroyed;
             await ReleaseEntriesAsync(snapshot).ConfigureAwait(false);
         }
+        await RecordBestEffortAsync(new Persistence.LogRecord(Persistence.LogRecordType.Removed, snapshot.Number)).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -149,6 +164,7 @@ public sealed partial class CbwFilter : FilterNode
         {
             return default;
         }
+        _writesSinceHeartbeat = true;
         var first = offset >> _chunkShift;
         var last = (offset + length - 1) >> _chunkShift;
         return _covered.AllSet(first, last) ? default : CopyChunksAsync(first, last);
@@ -225,6 +241,7 @@ public sealed partial class CbwFilter : FilterNode
     {
         if (snapshot.MarkFailed(reason))
         {
+            _ = RecordBestEffortAsync(new Persistence.LogRecord(Persistence.LogRecordType.Failed, snapshot.Number, Text: reason));
             SnapshotFailed?.Invoke(this, new SnapshotFailedEventArgs(snapshot, reason, DateTimeOffset.UtcNow));
         }
     }

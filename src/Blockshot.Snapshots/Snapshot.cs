@@ -11,14 +11,14 @@ public sealed class Snapshot
 {
     private string? _failure;
 
-    internal Snapshot(CbwFilter filter, string name, long number, SnapshotOptions options, long chunkCount)
+    internal Snapshot(CbwFilter filter, string name, long number, SnapshotOptions options, long chunkCount, DateTimeOffset? takenAt = null)
     {
         Filter = filter;
         Name = name;
         Number = number;
         Options = options;
         Table = new ChunkTable(chunkCount);
-        TakenAt = DateTimeOffset.UtcNow;
+        TakenAt = takenAt ?? DateTimeOffset.UtcNow;
         Image = new SnapshotImage(this);
     }
 

@@ -190,6 +190,7 @@ public sealed partial class SnapshotImage
     {
         var old = _snapshot.Table[chunk];
         _snapshot.Table[chunk] = entry;
+        await _filter.RecordEntryAsync(_snapshot, chunk, entry).ConfigureAwait(false);
         if (ChunkTable.IsSlot(old))
         {
             await _filter.ReleaseSlotAsync(ChunkTable.ToSlot(old)).ConfigureAwait(false);

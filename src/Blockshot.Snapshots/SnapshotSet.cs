@@ -43,7 +43,7 @@ public static class SnapshotSet
             {
                 var previous = request.Slot.Current;
                 var filter = request.Filter(previous);
-                var snapshot = filter.AddSnapshot(request.Name, request.Options);
+                var snapshot = await filter.AddSnapshotAsync(request.Name, request.Options).ConfigureAwait(false);
                 added.Add((request.Slot, filter, snapshot, previous));
                 if (!ReferenceEquals(previous, filter) && !Contains(previous, filter))
                 {

@@ -1,5 +1,6 @@
 using System.Numerics;
 using Blockshot.Core;
+using Blockshot.Core.Platform;
 using Blockshot.Tracking.Persistence;
 
 namespace Blockshot.Tracking;

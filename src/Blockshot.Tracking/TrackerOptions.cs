@@ -1,3 +1,5 @@
+using Blockshot.Core.Platform;
+
 namespace Blockshot.Tracking;
 
 /// <summary>How a device is tracked.</summary>

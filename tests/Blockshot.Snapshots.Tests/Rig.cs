@@ -35,7 +35,7 @@ public sealed class Rig : IAsyncDisposable
             {
                 Slot.Replace(Filter);
             }
-            return Filter.AddSnapshot(name, options);
+            return await Filter.AddSnapshotAsync(name, options);
         }
         finally
         {

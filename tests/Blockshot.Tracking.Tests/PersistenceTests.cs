@@ -1,4 +1,5 @@
 using Blockshot.Core;
+using Blockshot.Core.Platform;
 using Blockshot.Drivers;
 
 namespace Blockshot.Tracking.Tests;

@@ -113,6 +113,33 @@ public abstract class DiffStore : IAsyncDisposable
         return -1;
     }
 
+    /// <summary>
+    /// After a restart: marks <paramref name="used"/> slots as taken and every other slot below the
+    /// highest as free, growing the capacity to cover them.
+    /// </summary>
+    public virtual async ValueTask RestoreAsync(IReadOnlySet<long> used)
+    {
+        ArgumentNullException.ThrowIfNull(used);
+        var next = used.Count == 0 ? 0 : used.Max() + 1;
+        if (next * ChunkSize > CapacityBytes)
+        {
+            var reached = await GrowToAsync(next * ChunkSize).ConfigureAwait(false);
+            Volatile.Write(ref _capacitySlots, Math.Max(_capacitySlots, reached / ChunkSize));
+        }
+        lock (_sync)
+        {
+            _next = next;
+            _free.Clear();
+            for (var slot = next - 1; slot >= 0; slot--)
+            {
+                if (!used.Contains(slot))
+                {
+                    _free.Push(slot);
+                }
+            }
+        }
+    }
+
     /// <summary>Gives a slot back for reuse.</summary>
     public virtual async ValueTask FreeAsync(long slot)
     {

@@ -57,6 +57,16 @@ public sealed class MultiDiffStore : DiffStore
     }
 
     /// <inheritdoc/>
+    public override async ValueTask RestoreAsync(IReadOnlySet<long> used)
+    {
+        for (var i = 0; i < _stores.Length; i++)
+        {
+            var index = i;
+            await _stores[i].RestoreAsync(used.Where(s => s >> Shift == index).Select(s => s & InnerMask).ToHashSet()).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
     public override ValueTask FreeAsync(long slot) => _stores[slot >> Shift].FreeAsync(slot & InnerMask);
 
     /// <inheritdoc/>

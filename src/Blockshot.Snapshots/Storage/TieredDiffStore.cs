@@ -82,6 +82,9 @@ public sealed class TieredDiffStore : DiffStore
     protected override ValueTask<long> GrowToAsync(long bytes) => new(_backing.CapacityBytes);
 
     /// <inheritdoc/>
+    public override ValueTask RestoreAsync(IReadOnlySet<long> used) => _backing.RestoreAsync(used);
+
+    /// <inheritdoc/>
     public override uint Tier(long slot)
     {
         lock (_sync)

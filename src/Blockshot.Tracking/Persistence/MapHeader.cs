@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Blockshot.Core.Checksums;
+using Blockshot.Core.Platform;
 
 namespace Blockshot.Tracking.Persistence;
 

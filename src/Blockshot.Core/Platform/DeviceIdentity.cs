@@ -1,4 +1,4 @@
-namespace Blockshot.Tracking;
+namespace Blockshot.Core.Platform;
 
 /// <summary>
 /// What identifies a device's content from outside: its file system device and inode, size and last
@@ -22,7 +22,7 @@ public readonly record struct DeviceIdentity(ulong Device, ulong Inode, long Siz
     /// </summary>
     public static DeviceIdentity Of(string path)
     {
-        if (!Core.Platform.FileStatus.TryGet(path, out var s))
+        if (!FileStatus.TryGet(path, out var s))
         {
             return Unknown;
         }

@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Logging;
+
+namespace Blockshot.Daemon;
+
+/// <summary>
+/// The daemon's log messages, with stable event ids: 10xx lifecycle, 11xx control connections,
+/// 12xx events, 13xx jobs. The data path (filters, NBD requests) does not log here.
+/// </summary>
+internal static partial class DaemonLog
+{
+    [LoggerMessage(1000, LogLevel.Information, "daemon started: control socket {Control}, NBD on {Nbd}")]
+    public static partial void Started(ILogger logger, string control, string nbd);
+
+    [LoggerMessage(1001, LogLevel.Information, "stopping ({Reason}): no new connections, draining requests")]
+    public static partial void Stopping(ILogger logger, string reason);
+
+    [LoggerMessage(1002, LogLevel.Information, "stopped: {Devices} device(s) flushed and closed")]
+    public static partial void Stopped(ILogger logger, int devices);
+
+    [LoggerMessage(1003, LogLevel.Error, "device {Device}: flush failed while closing")]
+    public static partial void FlushFailed(ILogger logger, string device, Exception exception);
+
+    [LoggerMessage(1004, LogLevel.Information, "configuration applied: {Devices} device(s), {Exports} export(s)")]
+    public static partial void ConfigApplied(ILogger logger, int devices, int exports);
+
+    [LoggerMessage(1100, LogLevel.Debug, "control connection {Id} opened")]
+    public static partial void ControlOpened(ILogger logger, long id);
+
+    [LoggerMessage(1101, LogLevel.Debug, "control connection {Id} closed: {Reason}")]
+    public static partial void ControlClosed(ILogger logger, long id, string reason);
+
+    [LoggerMessage(1102, LogLevel.Debug, "control connection {Id}: {Method} failed ({Code}): {Message}")]
+    public static partial void RequestFailed(ILogger logger, long id, string method, int code, string message);
+
+    [LoggerMessage(1103, LogLevel.Error, "control connection {Id}: {Method} failed unexpectedly")]
+    public static partial void RequestCrashed(ILogger logger, long id, string method, Exception exception);
+
+    [LoggerMessage(1104, LogLevel.Debug, "control connection {Id}: bad input: {Message}")]
+    public static partial void BadInput(ILogger logger, long id, string message);
+
+    [LoggerMessage(1105, LogLevel.Warning, "control connection {Id}: events dropped for a slow reader")]
+    public static partial void EventsDropped(ILogger logger, long id);
+
+    [LoggerMessage(1200, LogLevel.Information, "{Event} {Data}")]
+    public static partial void Event(ILogger logger, string @event, string data);
+
+    [LoggerMessage(1300, LogLevel.Warning, "job {Id} failed: {Message}")]
+    public static partial void JobFailed(ILogger logger, string id, string message, Exception exception);
+
+    [LoggerMessage(1301, LogLevel.Warning, "job {Id}: cleanup failed")]
+    public static partial void JobCleanupFailed(ILogger logger, string id, Exception exception);
+}

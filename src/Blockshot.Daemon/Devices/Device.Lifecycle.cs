@@ -1,0 +1,67 @@
+using Blockshot.Core;
+
+namespace Blockshot.Daemon.Devices;
+
+/// <summary>Flushing and closing the device.</summary>
+internal sealed partial class Device
+{
+    /// <summary>Makes every completed write durable on the leaf (filters bypassed).</summary>
+    public async Task FlushAsync()
+    {
+        await _control.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (!_removed && !Spec.ReadOnly)
+            {
+                await _leaf.FlushAsync().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _control.Release();
+        }
+    }
+
+    /// <summary>
+    /// Ends the device: releases a suspension, flushes and closes the stack and the leaf. Exports must be
+    /// gone and jobs ended first. Flush failures are returned, not thrown, so closing always finishes.
+    /// </summary>
+    public async Task<Exception?> CloseAsync()
+    {
+        Exception? flushError = null;
+        await _control.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_removed)
+            {
+                return null;
+            }
+            _removed = true;
+            if (_userSuspended)
+            {
+                ResumeLocked();
+            }
+            if (!Spec.ReadOnly)
+            {
+                try
+                {
+                    await _leaf.FlushAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException)
+                {
+                    flushError = e;
+                }
+            }
+            _retired.AddRange(_nodes);
+            _nodes = [];
+            await DisposeRetiredCoreAsync().ConfigureAwait(false);
+            await _leaf.DisposeAsync().ConfigureAwait(false);
+            await Slot.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _control.Release();
+        }
+        return flushError;
+    }
+}

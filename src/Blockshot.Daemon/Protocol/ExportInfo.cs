@@ -1,0 +1,26 @@
+namespace Blockshot.Daemon.Protocol;
+
+/// <summary>An export as <c>export.list</c> reports it.</summary>
+public sealed class ExportInfo
+{
+    /// <summary>The export name clients ask for.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>The device it is bound to.</summary>
+    public string Device { get; init; } = "";
+
+    /// <summary>The export type (<c>nbd</c>, <c>fuse</c>).</summary>
+    public string Type { get; init; } = "";
+
+    /// <summary>True when clients may not write.</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>A description shown to clients.</summary>
+    public string? Description { get; init; }
+
+    /// <summary>Clients attached right now.</summary>
+    public int Clients { get; init; }
+
+    /// <summary>Where clients find it, e.g. <c>nbd+unix:///disk?socket=/run/blockshot/nbd.sock</c>.</summary>
+    public string? Uri { get; init; }
+}
