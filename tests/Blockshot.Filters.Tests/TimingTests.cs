@@ -3,6 +3,7 @@ using Blockshot.Filters.Timing;
 
 namespace Blockshot.Filters.Tests;
 
+[Collection(nameof(WallClock))]
 public class TimingTests
 {
     private static readonly long Second = Stopwatch.Frequency;

@@ -305,4 +305,55 @@ public class ProtocolTests
             Assert.Equal(-1, Patterns.FirstDifference(Patterns.Make(4096, index * 4096L, index), payload.AsSpan(8)));
         }
     }
+
+    /// <summary>
+    /// Reads of every size class around the sender's gather buffer: a reply whose header is gathered
+    /// and whose data is sent on its own must still leave header first.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Reads_of_every_size_come_back_whole_and_in_order(bool structured)
+    {
+        await using var fx = new ServerFixture();
+        var node = fx.AddMemoryExport("disk", 4 << 20);
+        var content = Patterns.Make(4 << 20, 0, 9);
+        await node.WriteAsync(0, content, IoFlags.None);
+        await using var c = await RawNbdClient.ConnectAsync(fx.SocketPath);
+        await c.HandshakeAsync("disk", structured);
+        int[] sizes = [1, 512, 4096, 32 << 10, (32 << 10) + 512, 48 << 10, 56 << 10, (64 << 10) - 512, (64 << 10) - 16, 64 << 10, (64 << 10) + 4096, 1 << 20];
+        ulong cookie = 0;
+        foreach (var size in sizes)
+        {
+            foreach (var offset in new long[] { 0, 4096, 12345 })
+            {
+                // Two back to back, so one batch holds a gathered header and a large segment.
+                await c.SendRequestAsync(NbdCommand.Read, 0, ++cookie, (ulong)offset, (uint)size);
+                await c.SendRequestAsync(NbdCommand.Read, 0, ++cookie, (ulong)(offset + 8192), (uint)size);
+                for (var k = 0; k < 2; k++)
+                {
+                    byte[] data;
+                    ulong got;
+                    if (structured)
+                    {
+                        var (done, type, chunkCookie, payload) = await c.ReadChunkAsync();
+                        Assert.True(done);
+                        Assert.Equal(NbdReplyType.OffsetData, type);
+                        got = chunkCookie;
+                        data = payload[8..];
+                    }
+                    else
+                    {
+                        var (error, replyCookie) = await c.ReadSimpleReplyAsync();
+                        Assert.Equal(0u, error);
+                        got = replyCookie;
+                        data = await c.ReadExactAsync(size);
+                    }
+                    var at = offset + (got == cookie ? 8192 : 0);
+                    Assert.True(got == cookie || got == cookie - 1, $"unexpected cookie {got}");
+                    Assert.Equal(-1, Patterns.FirstDifference(content.AsSpan((int)at, size), data));
+                }
+            }
+        }
+    }
 }

@@ -75,12 +75,14 @@ internal sealed partial class NbdConnection
             for (var i = 0; i < lane.SegmentCount; i++)
             {
                 var bytes = lane.Bytes(lane.Segments[i]);
-                if (bytes.Length > coalesce.Length - used)
+                var copy = bytes.Length <= coalesce.Length / 2;
+                // Whatever is gathered goes first: a segment sent on its own must not overtake it.
+                if (used > 0 && (!copy || bytes.Length > coalesce.Length - used))
                 {
                     await SendAllAsync(coalesce.AsMemory(0, used)).ConfigureAwait(false);
                     used = 0;
                 }
-                if (bytes.Length <= coalesce.Length / 2)
+                if (copy)
                 {
                     bytes.Span.CopyTo(coalesce.AsSpan(used));
                     used += bytes.Length;

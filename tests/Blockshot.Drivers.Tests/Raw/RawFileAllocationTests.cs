@@ -18,6 +18,9 @@ public sealed class RawFileAllocationTests : IDisposable
 {
     private const int Requests = 2000;
 
+    // The smallest object is 24 bytes: a per-request allocation shows as at least that much.
+    private const double MaxBytesPerRequest = 12;
+
     private readonly TempDir _dir = new("blockshot-raw-alloc");
     private readonly BufferPool _pool = new();
 
@@ -81,12 +84,12 @@ public sealed class RawFileAllocationTests : IDisposable
     private static async Task AssertAllocationFreeAsync(Func<int, Task> run)
     {
         var best = double.MaxValue;
-        for (var attempt = 0; attempt < 3; attempt++)
+        for (var attempt = 0; attempt < 5 && best >= MaxBytesPerRequest; attempt++)
         {
             var before = GC.GetTotalAllocatedBytes(precise: true);
             await run(Requests);
             best = Math.Min(best, (GC.GetTotalAllocatedBytes(precise: true) - before) / (2.0 * Requests));
         }
-        Assert.True(best < 8, $"{best:0.0} bytes allocated per request");
+        Assert.True(best < MaxBytesPerRequest, $"{best:0.0} bytes allocated per request");
     }
 }
