@@ -1,39 +1,40 @@
 using Blockshot.Core;
 using Blockshot.Drivers;
+using Blockshot.Qcow2;
 
 namespace Blockshot.Cli;
 
 /// <summary>Opens an image or device as a node, detecting its format and turning failures into exit codes.</summary>
 internal static class ImageOpener
 {
-    private static readonly byte[] Qcow2Magic = "QFI\xfb"u8.ToArray();
-
     /// <summary>The formats <c>-f</c> accepts.</summary>
     public static readonly string[] Formats = ["raw", "qcow2"];
 
     /// <summary>An opened image: its node and the format it was opened as.</summary>
     public sealed record Opened(BlockNode Node, string Format);
 
-    /// <summary>Opens <paramref name="path"/>; <paramref name="format"/> null means detect it.</summary>
-    public static Opened Open(string path, string? format, bool readOnly, bool direct, bool locking)
+    /// <summary>
+    /// Opens <paramref name="path"/>; <paramref name="format"/> null means detect it. qcow2 images open
+    /// with their backing chain (backing files read-only, each with the read lock).
+    /// </summary>
+    public static async Task<Opened> OpenAsync(string path, string? format, bool readOnly, bool direct, bool locking, bool openBacking = true)
     {
-        var chosen = format ?? Probe(path);
-        switch (chosen)
+        var options = new DiskImageOptions
         {
-            case "raw":
-                try
-                {
-                    var node = RawFileNode.Open(path, new RawFileOptions { ReadOnly = readOnly, Direct = direct, Locking = locking });
-                    return new Opened(node, "raw");
-                }
-                catch (ImageOpenException e)
-                {
-                    throw Translate(e);
-                }
-            case "qcow2":
-                throw new CliException($"{path}: qcow2 images are not supported by this build yet (serve it as raw with -f raw to see the container bytes)", ExitCodes.BadImage);
-            default:
-                throw new CliException($"unknown format '{chosen}' (expected one of: {string.Join(", ", Formats)})", ExitCodes.Usage);
+            Format = format ?? Probe(path),
+            ReadOnly = readOnly,
+            Direct = direct,
+            Locking = locking,
+            OpenBacking = openBacking,
+        };
+        try
+        {
+            var (node, opened) = await DiskImage.OpenAsync(path, options).ConfigureAwait(false);
+            return new Opened(node, opened);
+        }
+        catch (Exception e) when (Translate(path, e) is { } cli)
+        {
+            throw cli;
         }
     }
 
@@ -42,21 +43,11 @@ internal static class ImageOpener
     {
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            Span<byte> head = stackalloc byte[4];
-            return RandomAccess.Read(handle, head, 0) == 4 && head.SequenceEqual(Qcow2Magic) ? "qcow2" : "raw";
+            return DiskImage.Probe(path);
         }
-        catch (FileNotFoundException e)
+        catch (ImageOpenException e) when (e.Reason is ImageOpenError.NotFound or ImageOpenError.PermissionDenied)
         {
-            throw new CliException($"{path}: no such file or device", ExitCodes.NotFound, e);
-        }
-        catch (DirectoryNotFoundException e)
-        {
-            throw new CliException($"{path}: no such file or device", ExitCodes.NotFound, e);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            throw new CliException($"{path}: permission denied", ExitCodes.PermissionDenied, e);
+            throw Translate(path, e)!;
         }
         catch (IOException)
         {
@@ -65,12 +56,31 @@ internal static class ImageOpener
         }
     }
 
-    private static CliException Translate(ImageOpenException e) => new(e.Message, e.Reason switch
+    /// <summary>The CLI failure for an open failure, or null when <paramref name="e"/> is not one.</summary>
+    public static CliException? Translate(string path, Exception e) => e switch
     {
-        ImageOpenError.NotFound => ExitCodes.NotFound,
-        ImageOpenError.PermissionDenied => ExitCodes.PermissionDenied,
-        ImageOpenError.Locked or ImageOpenError.Busy => ExitCodes.Locked,
-        ImageOpenError.NotFileOrDevice => ExitCodes.Usage,
-        _ => ExitCodes.Failure,
-    }, e);
+        CliException cli => cli,
+        ImageOpenException io => new CliException(io.Message, io.Reason switch
+        {
+            ImageOpenError.NotFound => ExitCodes.NotFound,
+            ImageOpenError.PermissionDenied => ExitCodes.PermissionDenied,
+            ImageOpenError.Locked or ImageOpenError.Busy => ExitCodes.Locked,
+            ImageOpenError.NotFileOrDevice => ExitCodes.Usage,
+            _ => ExitCodes.Failure,
+        }, e),
+        ArgumentException arg => new CliException($"{path}: {arg.Message}", ExitCodes.Usage, e),
+        BlockException block => new CliException(Describe(path, block), ExitCodes.BadImage, e),
+        _ => null,
+    };
+
+    private static string Describe(string path, BlockException e)
+    {
+        var text = e.Message.StartsWith("qcow2: ", StringComparison.Ordinal) ? e.Message[7..] : e.Message;
+        return e.Error switch
+        {
+            BlockError.NotSupported => $"{path}: unsupported qcow2 image: {text}",
+            BlockError.AccessDenied => $"{path}: {text}",
+            _ => $"{path}: not a valid qcow2 image: {text}",
+        };
+    }
 }

@@ -12,6 +12,7 @@ internal static class Program
         var root = new RootCommand("Blockshot: block-device snapshots, change tracking and backups, served over NBD.");
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(Commands.Image.ImageCommand.Create());
         root.Subcommands.Add(DaemonCommand.Create());
         foreach (var client in new[] { DeviceCommands.Create(), ExportCommands.Create(), FilterCommands.Create(), JobCommands.Create(), MirrorCommand.Create(), EventsCommand.Create() })
         {

@@ -90,7 +90,7 @@ internal sealed partial class Registry
                 throw new ControlException(ControlErrorCodes.AlreadyExists, $"a device named {name} exists");
             }
             var spec = new LeafSpec(path, format ?? LeafOpener.Probe(path), readOnly, direct, locking);
-            var device = new Device(name, spec, LeafOpener.Open(spec)) { AutoResumed = OnAutoResumed };
+            var device = new Device(name, spec, await LeafOpener.OpenAsync(spec).ConfigureAwait(false)) { AutoResumed = OnAutoResumed };
             try
             {
                 foreach (var entry in (filters ?? []).Reverse())

@@ -6,7 +6,7 @@ namespace Blockshot.Qcow2;
 /// </summary>
 public static class Qcow2Check
 {
-    /// <summary>Checks a closed image, repairing as asked (see <see cref="Qcow2Image.CheckAsync"/>).</summary>
+    /// <summary>Checks a closed image, repairing as asked (see <see cref="Qcow2Image.CheckAsync(string, Qcow2RepairMode)"/>).</summary>
     public static ValueTask<Qcow2CheckResult> RunAsync(string path, Qcow2RepairMode repair = Qcow2RepairMode.None) =>
         Qcow2Image.CheckAsync(path, repair);
 

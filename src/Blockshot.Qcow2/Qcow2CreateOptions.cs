@@ -58,11 +58,23 @@ public sealed record Qcow2CreateOptions
     /// <summary>Backing format name ("qcow2", "raw"); required with a backing file.</summary>
     public string? BackingFormat { get; init; }
 
+    /// <summary>
+    /// Open the backing file to check it and take its size when none is given (default). Off creates the
+    /// image without touching the backing file, which then need not exist yet.
+    /// </summary>
+    public bool OpenBackingFile { get; init; } = true;
+
     /// <summary>External data file to create and use for guest data.</summary>
     public string? DataFile { get; init; }
 
     /// <summary>Keep the external data file a consistent raw image (forces metadata preallocation).</summary>
     public bool DataFileRaw { get; init; }
+
+    /// <summary>
+    /// Take the image locks while creating (default): a file another process is using is refused before
+    /// it is truncated, and the backing file is opened with the read lock.
+    /// </summary>
+    public bool Locking { get; init; } = true;
 
     /// <summary>Replace an existing file at the path (default, as the reference tool does).</summary>
     public bool Overwrite { get; init; } = true;

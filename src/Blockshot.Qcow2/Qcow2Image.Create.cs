@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using Blockshot.Core;
+using Blockshot.Drivers;
 using Blockshot.Qcow2.Format;
 using Blockshot.Qcow2.Internal;
 
@@ -22,13 +23,13 @@ public static partial class Qcow2Image
         options ??= new Qcow2CreateOptions();
         Validate(options);
         var imageDir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-        if (options.BackingFile is { } backingName)
+        if (options.BackingFile is { } backingName && options.OpenBackingFile)
         {
             var backingPath = Path.IsPathRooted(backingName) ? backingName : Path.Combine(imageDir, backingName);
             long backingSize;
             try
             {
-                await using var backing = await OpenBackingForCreateAsync(backingPath, options.BackingFormat!).ConfigureAwait(false);
+                await using var backing = await OpenBackingForCreateAsync(backingPath, options.BackingFormat!, options.Locking).ConfigureAwait(false);
                 backingSize = backing.Size;
             }
             catch (BlockException e)
@@ -85,13 +86,13 @@ public static partial class Qcow2Image
         var l2Offset = rbOffset + ((rb + l1Clusters) << clusterBits);
         var dataOffset = l2Offset + (l2Tables << clusterBits);
 
-        using var file = ImageFile.Create(path, options.Overwrite);
+        using var file = ImageFile.Create(path, options.Overwrite, options.Locking);
         ImageFile? data = null;
         try
         {
             if (dataFile)
             {
-                data = ImageFile.Create(options.DataFile!, overwrite: true);
+                data = ImageFile.Create(options.DataFile!, overwrite: true, options.Locking);
                 data.SetLength(size);
             }
 
@@ -316,10 +317,10 @@ public static partial class Qcow2Image
         }
     }
 
-    private static async ValueTask<BlockNode> OpenBackingForCreateAsync(string path, string format) => format switch
+    private static async ValueTask<BlockNode> OpenBackingForCreateAsync(string path, string format, bool locking) => format switch
     {
-        "qcow2" => await Qcow2Node.OpenAsync(path, new Qcow2OpenOptions { ReadOnly = true, OpenBacking = false }).ConfigureAwait(false),
-        "raw" => new RawBackingNode(path),
+        "qcow2" => await Qcow2Node.OpenAsync(path, new Qcow2OpenOptions { ReadOnly = true, OpenBacking = false, Locking = locking }).ConfigureAwait(false),
+        "raw" => RawFileNode.Open(path, new RawFileOptions { ReadOnly = true, Locking = locking }),
         _ => throw new BlockException(BlockError.NotSupported, $"qcow2: backing format '{format}' is not supported"),
     };
 

@@ -5,7 +5,7 @@ namespace Blockshot.Qcow2;
 /// </summary>
 /// <param name="Start">Guest offset.</param>
 /// <param name="Length">Bytes in the run.</param>
-/// <param name="Depth">Chain layer that decides the content (0 = this image); for runs no layer allocates, the bottom layer.</param>
+/// <param name="Depth">Chain layer that decides the content (0 = this image); for runs no layer allocates, the bottom layer, or the layer whose backing file ends before the run.</param>
 /// <param name="Present">Some layer allocates the run (data or zero clusters).</param>
 /// <param name="Zero">The run reads as zeros.</param>
 /// <param name="Data">The run reads data stored in a layer.</param>

@@ -62,7 +62,7 @@ public sealed partial class Qcow2Node
                     }
                     if (pos + inside < end)
                     {
-                        Add(list, new Qcow2MapEntry(pos + inside, end - pos - inside, depth + 1, false, true, false, null, false, null));
+                        Add(list, new Qcow2MapEntry(pos + inside, end - pos - inside, depth, false, true, false, null, false, null)); // past the backing file: zeros decided here
                     }
                     return;
                 }
@@ -82,15 +82,16 @@ public sealed partial class Qcow2Node
                             {
                                 var zero = (e.Flags & AllocationFlags.Zero) != 0;
                                 var data = (e.Flags & AllocationFlags.Hole) == 0;
-                                var file = backing is Internal.RawBackingNode raw ? raw.Path : null;
-                                Add(list, new Qcow2MapEntry(e.Offset, e.Length, depth + 1, data || zero, zero, data, data ? e.Offset : null, false, data ? file : null));
+                                // A raw file maps guest offsets to the same file offsets, holes included.
+                                var file = backing is Blockshot.Drivers.RawFileNode raw ? raw.Path : null;
+                                Add(list, new Qcow2MapEntry(e.Offset, e.Length, depth + 1, data || zero, zero, data, data || file is not null ? e.Offset : null, false, data ? file : null));
                             }
                             p = extents.End > p ? extents.End : pos + inside;
                         }
                     }
                     if (pos + inside < end)
                     {
-                        Add(list, new Qcow2MapEntry(pos + inside, end - pos - inside, depth + 1, false, true, false, null, false, null));
+                        Add(list, new Qcow2MapEntry(pos + inside, end - pos - inside, depth, false, true, false, null, false, null)); // past the backing file: zeros decided here
                     }
                     return;
                 }

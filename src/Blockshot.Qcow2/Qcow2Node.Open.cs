@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Blockshot.Core;
+using Blockshot.Drivers;
 using Blockshot.Qcow2.Format;
 using Blockshot.Qcow2.Internal;
 
@@ -15,7 +16,8 @@ public sealed partial class Qcow2Node
     {
         options ??= new Qcow2OpenOptions();
         var readOnly = options.ReadOnly;
-        var file = ImageFile.Open(path, writable: !readOnly);
+        var file = ImageFile.Open(path, writable: !readOnly, options.Locking);
+        file.SyncEnabled = !options.NoFlush;
         ImageFile? dataFile = null;
         BlockNode? backing = null;
         Qcow2Node? node = null;
@@ -60,11 +62,15 @@ public sealed partial class Qcow2Node
                 {
                     Qcow2Error.Invalid("'data-file' is required for this image");
                 }
-                dataFile = ImageFile.Open(ResolveDataFile(imageDir, name), writable: !readOnly);
+                dataFile = ImageFile.Open(ResolveDataFile(imageDir, name), writable: !readOnly, options.Locking);
+                dataFile.SyncEnabled = !options.NoFlush;
             }
             if (options.OpenBacking && hc.BackingFile is { Length: > 0 } backingName)
             {
-                backing = await OpenBackingAsync(ResolveRelative(imageDir, backingName), hc.BackingFormat, options).ConfigureAwait(false);
+                // Relative to the image path as given, as the reference tools combine them (names print alike).
+                var backingPath = System.IO.Path.IsPathRooted(backingName) ? backingName
+                    : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path) ?? "", backingName);
+                backing = await OpenBackingAsync(backingPath, hc.BackingFormat, options).ConfigureAwait(false);
             }
 
             node = new Qcow2Node(path, file, dataFile, hc, geometry, readOnly, l1, reftable, snapshots, backing, options);
@@ -111,9 +117,6 @@ public sealed partial class Qcow2Node
         var besideImage = System.IO.Path.GetFullPath(System.IO.Path.Combine(imageDir, name));
         return File.Exists(besideImage) || !File.Exists(name) ? besideImage : System.IO.Path.GetFullPath(name);
     }
-
-    private static string ResolveRelative(string baseDir, string name) =>
-        System.IO.Path.IsPathRooted(name) ? name : System.IO.Path.GetFullPath(System.IO.Path.Combine(baseDir, name));
 
     internal static async ValueTask<Qcow2HeaderCluster> ReadHeaderClusterAsync(ImageFile file)
     {
@@ -285,7 +288,7 @@ public sealed partial class Qcow2Node
         }
         if (format is null)
         {
-            format = await ProbeFormatAsync(path).ConfigureAwait(false);
+            format = await ProbeFormatAsync(path, options.Locking).ConfigureAwait(false);
         }
         switch (format)
         {
@@ -299,16 +302,16 @@ public sealed partial class Qcow2Node
                     Depth = options.Depth + 1,
                 }).ConfigureAwait(false);
             case "raw":
-                return new RawBackingNode(path);
+                return RawFileNode.Open(path, new RawFileOptions { ReadOnly = true, Locking = options.Locking });
             default:
                 Qcow2Error.Unsupported($"backing format '{format}' is not supported");
                 return null!;
         }
     }
 
-    private static async ValueTask<string> ProbeFormatAsync(string path)
+    private static async ValueTask<string> ProbeFormatAsync(string path, bool locking)
     {
-        using var f = ImageFile.Open(path, writable: false);
+        using var f = ImageFile.Open(path, writable: false, locking);
         var magic = new byte[4];
         await f.ReadAsync(0, magic).ConfigureAwait(false);
         return BinaryPrimitives.ReadUInt32BigEndian(magic) == Qcow2Constants.Magic ? "qcow2" : "raw";

@@ -33,6 +33,7 @@ public sealed partial class Qcow2Node
         public long HostStart;
         public int Head;
         public int Tail;
+        public bool FreshSpace;
         public L2Entry[] Old = [];
         public L2Entry[] New = [];
     }
@@ -81,6 +82,29 @@ public sealed partial class Qcow2Node
         if (plan.Action == WriteAction.Direct)
         {
             await DataTarget.WriteAsync(plan.HostWrite, payload).ConfigureAwait(false);
+            return plan.Length;
+        }
+        if (plan.FreshSpace)
+        {
+            // New clusters past the end of the file read as zeros already: only the data is written.
+            try
+            {
+                await DataTarget.WriteAsync(plan.HostWrite + plan.Head, payload).ConfigureAwait(false);
+            }
+            catch
+            {
+                await RollbackAsync(plan).ConfigureAwait(false);
+                throw;
+            }
+            await _meta.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                await CommitAsync(plan, copied: false).ConfigureAwait(false);
+            }
+            finally
+            {
+                _meta.Release();
+            }
             return plan.Length;
         }
         byte[]? head = null;
@@ -203,9 +227,36 @@ public sealed partial class Qcow2Node
                         (host, k) = await _refcounts.AllocateAsync(k).ConfigureAwait(false);
                     }
                     PlanAllocate(plan, entries, k, host, clusterStart, end);
+                    plan.FreshSpace = IsFreshSpace(plan, host);
                     return plan;
                 }
         }
+    }
+
+    /// <summary>
+    /// True when the new clusters lie wholly past the end of the image file (never written, so they read
+    /// as zeros) and what the write would copy around the data reads as zeros too (nothing allocated
+    /// there before, no backing data under it): then the copy-on-write head and tail need no writing.
+    /// Under <see cref="_meta"/>.
+    /// </summary>
+    private bool IsFreshSpace(WritePlan plan, long host)
+    {
+        if (HasDataFile || _g.ExtendedL2 || plan.Head + plan.Tail == 0)
+        {
+            return false;
+        }
+        if (_backing is not null && _backing.Size > plan.Pos - plan.Head)
+        {
+            return false;
+        }
+        foreach (var old in plan.Old)
+        {
+            if (old.Classify(false, false) is not (ClusterType.Unallocated or ClusterType.ZeroPlain))
+            {
+                return false;
+            }
+        }
+        return host >= _file.Length;
     }
 
     /// <summary>

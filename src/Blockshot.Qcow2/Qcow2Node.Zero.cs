@@ -16,6 +16,9 @@ public sealed partial class Qcow2Node
 
         /// <summary>Trim: the range's content becomes unspecified (reads zeros on version 3 images).</summary>
         Discard,
+
+        /// <summary>Make empty: entries become unallocated, so the range reads from the backing file again.</summary>
+        Deallocate,
     }
 
     /// <summary>
@@ -210,7 +213,7 @@ public sealed partial class Qcow2Node
                     _file.PunchHole(offset, _g.ClusterSize);
                 }
             }
-            if (mode != ZeroMode.Discard)
+            if (mode is ZeroMode.Zero or ZeroMode.ZeroUnmap)
             {
                 // Parts of compressed clusters cannot be zeroed through subcluster bits: write zeros.
                 foreach (var (from, to) in fallback)
@@ -230,7 +233,7 @@ public sealed partial class Qcow2Node
         var tableEnd = (long)(l1Index + 1) * _g.L2Coverage;
         var stop = Math.Min(end, tableEnd);
         var existing = await L2TableOffsetAsync(l1Index).ConfigureAwait(false);
-        if (existing == 0 && _backing is null)
+        if (existing == 0 && (_backing is null || mode == ZeroMode.Deallocate))
         {
             return stop; // Nothing allocated and nothing below: the range already reads as zeros.
         }
@@ -277,6 +280,10 @@ public sealed partial class Qcow2Node
     private (L2Entry Entry, bool Free) ZeroedEntry(L2Entry old, long clusterStart, long from, long to, bool whole, ZeroMode mode)
     {
         var type = old.Classify(_g.ExtendedL2, HasDataFile);
+        if (mode == ZeroMode.Deallocate)
+        {
+            return (default, type is ClusterType.Normal or ClusterType.ZeroAllocated or ClusterType.Compressed);
+        }
         var hasHost = type is ClusterType.Normal or ClusterType.ZeroAllocated;
         var keepHost = mode == ZeroMode.Zero && hasHost && (old.IsCopied || HasDataFile);
         if (!_g.ExtendedL2)

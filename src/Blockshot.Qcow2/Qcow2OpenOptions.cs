@@ -11,12 +11,28 @@ public sealed record Qcow2OpenOptions
     /// <summary>Open without writing anything to the image (dirty images are then read as they are).</summary>
     public bool ReadOnly { get; init; }
 
+    /// <summary>
+    /// Take the image locks qemu also takes (default), on the image, its data file and every backing
+    /// file (those read-only), so no two writers, ours or qemu's, share an image. Off is the equivalent
+    /// of qemu's force-share.
+    /// </summary>
+    public bool Locking { get; init; } = true;
+
+    /// <summary>
+    /// Never wait for the disk: fdatasync is skipped everywhere, for flushes and for the crash-ordering of
+    /// metadata alike (the reference tool's cache=unsafe). Data reaches the disk when the host writes it
+    /// back; a crash before then can leave the image inconsistent. Meant for copies that are simply
+    /// redone after a crash, such as a convert target.
+    /// </summary>
+    public bool NoFlush { get; init; }
+
     /// <summary>Open the backing chain (default). Without it, unallocated clusters read as zeros.</summary>
     public bool OpenBacking { get; init; } = true;
 
     /// <summary>
     /// Opens backing files; by default qcow2 files open as read-only <see cref="Qcow2Node"/> and anything
-    /// else as a read-only raw file. Lets a caller substitute its own drivers.
+    /// else as a read-only raw file (<c>RawFileNode</c>), both with the image locks unless
+    /// <see cref="Locking"/> is off. Lets a caller substitute its own drivers.
     /// </summary>
     public BackingOpener? BackingOpener { get; init; }
 

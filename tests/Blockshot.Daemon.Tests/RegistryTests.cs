@@ -42,8 +42,32 @@ public class RegistryTests
         await d.Registry.AddDeviceAsync("b", image, "raw", false, false, true);
         var twice = await Assert.ThrowsAsync<ControlException>(() => d.Registry.AddDeviceAsync("b", image, "raw", false, false, true));
         Assert.Equal(ControlErrorCodes.AlreadyExists, twice.Code);
-        var qcow2 = await Assert.ThrowsAsync<ControlException>(() => d.Registry.AddDeviceAsync("q", image, "qcow2", false, false, true));
-        Assert.Equal(ControlErrorCodes.NotAvailable, qcow2.Code);
+        var locked = await Assert.ThrowsAsync<ControlException>(() => d.Registry.AddDeviceAsync("q", image, "qcow2", false, false, true));
+        Assert.Equal(ControlErrorCodes.Locked, locked.Code);
+        var rawBytes = d.Image("r.raw", 1 << 20);
+        var notQcow2 = await Assert.ThrowsAsync<ControlException>(() => d.Registry.AddDeviceAsync("q", rawBytes, "qcow2", false, false, true));
+        Assert.Equal(ControlErrorCodes.IoError, notQcow2.Code);
+        Assert.Contains("qcow2", notQcow2.Message);
+    }
+
+    [Fact]
+    public async Task A_qcow2_image_is_detected_opened_and_written_through_its_driver()
+    {
+        await using var d = await DaemonFixture.StartAsync();
+        var path = d.Dir.File("q.qcow2");
+        await Blockshot.Qcow2.Qcow2Image.CreateAsync(path, 4 << 20);
+        var info = await d.Registry.AddDeviceAsync("q", path, null, false, false, true);
+        Assert.Equal("qcow2", info.Format);
+        Assert.Equal(4 << 20, info.Size);
+        var device = await d.Registry.GetDeviceAsync("q");
+        var data = Enumerable.Range(0, 4096).Select(i => (byte)(i * 7)).ToArray();
+        await device.Slot.WriteAsync(65536, data, IoFlags.None);
+        await d.Registry.RemoveDeviceAsync("q", force: false);
+        await using var reopened = await Blockshot.Qcow2.Qcow2Image.OpenAsync(path, new Blockshot.Qcow2.Qcow2OpenOptions { ReadOnly = true });
+        var back = new byte[4096];
+        await reopened.ReadAsync(65536, back);
+        Assert.Equal(data, back);
+        Assert.Equal(0, (await Blockshot.Qcow2.Qcow2Image.CheckAsync(path)).Corruptions);
     }
 
     [Fact]

@@ -93,7 +93,8 @@ public class BitmapTests
         await Qcow2Image.CreateAsync(path, Size);
         Qemu.Img("bitmap", "--add", path, "peer");
         Qemu.Io(path, "write 0 4k");
-        await using (var node = await Qcow2Node.OpenAsync(path))
+        // Without our locks, so the peer can look at the image while it is open here.
+        await using (var node = await Qcow2Node.OpenAsync(path, new Qcow2OpenOptions { Locking = false }))
         {
             Assert.Contains("in-use", Qemu.InfoJson(path).GetRawText(), StringComparison.Ordinal);
             await node.AddBitmapAsync("ours", 4096);
@@ -130,7 +131,8 @@ public class BitmapTests
         await Qcow2Image.CreateAsync(path, Size);
         Qemu.Img("bitmap", "--add", path, "b1");
         // Open read-write and never close: the in-use flag stays on disk, as after a crash.
-        var abandoned = await Qcow2Node.OpenAsync(path);
+        // (A crashed process's locks vanish with it, so this one takes none.)
+        var abandoned = await Qcow2Node.OpenAsync(path, new Qcow2OpenOptions { Locking = false });
         await abandoned.WriteAsync(0, new byte[4096], IoFlags.None);
         await abandoned.FlushAsync();
         GC.KeepAlive(abandoned);

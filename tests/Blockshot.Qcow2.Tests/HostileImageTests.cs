@@ -333,6 +333,12 @@ public class HostileImageTests(ITestOutputHelper output)
             Assert.False(string.IsNullOrWhiteSpace(e.Message));
             return false;
         }
+        catch (Blockshot.Drivers.ImageOpenException e)
+        {
+            // A mutated backing file name that names no file.
+            Assert.Equal(Blockshot.Drivers.ImageOpenError.NotFound, e.Reason);
+            return false;
+        }
         await using (node)
         {
             var rng = new Random(seed);

@@ -11,7 +11,26 @@ internal static class Qemu
         public string All => Stdout + Stderr;
     }
 
+    /// <summary>
+    /// Runs a tool to the end. A lock refusal is retried a few times: an image this process just closed
+    /// can stay locked for a moment while a child process started by a parallel test still carries its
+    /// descriptor (between that child's fork and exec).
+    /// </summary>
     public static Result Run(string tool, params string[] args)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var r = RunOnce(tool, args);
+            if (r.ExitCode == 0 || attempt == 4 || !r.Stderr.Contains("lock", StringComparison.Ordinal)
+                || !r.Stderr.Contains("Failed to get", StringComparison.Ordinal))
+            {
+                return r;
+            }
+            Thread.Sleep(100);
+        }
+    }
+
+    private static Result RunOnce(string tool, string[] args)
     {
         var psi = new ProcessStartInfo(Tools.Require(tool))
         {

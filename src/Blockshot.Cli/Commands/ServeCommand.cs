@@ -97,7 +97,7 @@ internal static class ServeCommand
     private static async Task<int> RunAsync(ServeOptions o, CancellationToken ct)
     {
         using var loggers = Logging.Create(o.Verbose);
-        var opened = ImageOpener.Open(o.File, o.Format, o.ReadOnly, o.Direct, o.Locking);
+        var opened = await ImageOpener.OpenAsync(o.File, o.Format, o.ReadOnly, o.Direct, o.Locking).ConfigureAwait(false);
         await using var node = opened.Node;
         await using var slot = new Slot(node, o.ReadOnly, name: o.Name);
         await using var server = new NbdServer(
@@ -168,9 +168,19 @@ internal static class ServeCommand
         {
             await fuseExport.DisposeAsync().ConfigureAwait(false);
         }
-        if (!o.ReadOnly)
+        try
         {
-            await node.FlushAsync().ConfigureAwait(false);
+            if (!o.ReadOnly)
+            {
+                await node.FlushAsync().ConfigureAwait(false);
+            }
+            // Close now, not at the end of the scope, so a failure is reported: a qcow2 image stores its
+            // bitmaps and clears its dirty bit here.
+            await node.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (BlockException e)
+        {
+            throw new CliException($"{o.File}: could not close the image cleanly: {e.Message}", ExitCodes.Failure, e);
         }
         return ExitCodes.Success;
     }

@@ -22,7 +22,7 @@ internal sealed partial class Device
             ThrowIfRemoved();
             var oldLeaf = _leaf;
             var samePath = spec.File == _spec.File;
-            var fresh = samePath ? null : LeafOpener.Open(spec);
+            var fresh = samePath ? null : await LeafOpener.OpenAsync(spec).ConfigureAwait(false);
             if (fresh is not null && fresh.Size != oldLeaf.Size)
             {
                 await fresh.DisposeAsync().ConfigureAwait(false);
@@ -52,7 +52,7 @@ internal sealed partial class Device
                 {
                     await FlushQuietlyAsync(oldLeaf).ConfigureAwait(false);
                     await oldLeaf.DisposeAsync().ConfigureAwait(false);
-                    (fresh, openedSpec, failure) = ReopenOrFail(spec, _spec, oldLeaf.Size);
+                    (fresh, openedSpec, failure) = await ReopenOrFailAsync(spec, _spec, oldLeaf.Size).ConfigureAwait(false);
                 }
                 else
                 {
@@ -84,11 +84,11 @@ internal sealed partial class Device
         }
     }
 
-    private static (BlockNode Leaf, LeafSpec Spec, ControlException? Failure) ReopenOrFail(LeafSpec wanted, LeafSpec previous, long size)
+    private static async Task<(BlockNode Leaf, LeafSpec Spec, ControlException? Failure)> ReopenOrFailAsync(LeafSpec wanted, LeafSpec previous, long size)
     {
         try
         {
-            return (LeafOpener.Open(wanted), wanted, null);
+            return (await LeafOpener.OpenAsync(wanted).ConfigureAwait(false), wanted, null);
         }
         catch (ControlException first)
         {
@@ -96,7 +96,7 @@ internal sealed partial class Device
             {
                 try
                 {
-                    return (LeafOpener.Open(previous), previous,
+                    return (await LeafOpener.OpenAsync(previous).ConfigureAwait(false), previous,
                         new ControlException(first.Code, $"{first.Message}; the device reopened its previous settings", first));
                 }
                 catch (ControlException)

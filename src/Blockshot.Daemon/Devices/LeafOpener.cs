@@ -1,14 +1,13 @@
 using Blockshot.Core;
 using Blockshot.Daemon.Protocol;
 using Blockshot.Drivers;
+using Blockshot.Qcow2;
 
 namespace Blockshot.Daemon.Devices;
 
 /// <summary>Opens leaves by format, turning open failures into control errors.</summary>
 internal static class LeafOpener
 {
-    private static readonly byte[] Qcow2Magic = "QFI\xfb"u8.ToArray();
-
     /// <summary>The formats a device may name.</summary>
     public static readonly string[] Formats = ["raw", "qcow2"];
 
@@ -17,9 +16,16 @@ internal static class LeafOpener
     {
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            Span<byte> head = stackalloc byte[4];
-            return RandomAccess.Read(handle, head, 0) == 4 && head.SequenceEqual(Qcow2Magic) ? "qcow2" : "raw";
+            return DiskImage.Probe(path);
+        }
+        catch (ImageOpenException e) when (e.Reason is not (ImageOpenError.NotFound or ImageOpenError.PermissionDenied))
+        {
+            // Unreadable here (a directory, say): the driver says exactly why.
+            return "raw";
+        }
+        catch (ImageOpenException e)
+        {
+            throw Translate(e);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -36,14 +42,37 @@ internal static class LeafOpener
         }
     }
 
-    /// <summary>Opens the leaf <paramref name="spec"/> describes.</summary>
-    public static BlockNode Open(LeafSpec spec) => spec.Format switch
+    /// <summary>Opens the leaf <paramref name="spec"/> describes: a raw file or device, or a qcow2 image with its backing chain.</summary>
+    public static async ValueTask<BlockNode> OpenAsync(LeafSpec spec)
     {
-        "raw" => OpenRaw(spec),
-        "qcow2" => throw new ControlException(ControlErrorCodes.NotAvailable,
-            $"{spec.File}: qcow2 images are not available in this build yet (add it with format raw to see the container bytes)"),
-        _ => throw new ControlException(ControlErrorCodes.InvalidParams, $"unknown format '{spec.Format}' (expected one of: {string.Join(", ", Formats)})"),
-    };
+        if (!Formats.Contains(spec.Format))
+        {
+            throw new ControlException(ControlErrorCodes.InvalidParams, $"unknown format '{spec.Format}' (expected one of: {string.Join(", ", Formats)})");
+        }
+        try
+        {
+            var (node, _) = await DiskImage.OpenAsync(spec.File, new DiskImageOptions
+            {
+                Format = spec.Format,
+                ReadOnly = spec.ReadOnly,
+                Direct = spec.Direct,
+                Locking = spec.Locking,
+            }).ConfigureAwait(false);
+            return node;
+        }
+        catch (ImageOpenException e)
+        {
+            throw Translate(e);
+        }
+        catch (BlockException e)
+        {
+            throw new ControlException(ControlErrorCodes.IoError, $"{spec.File}: {e.Message}", e);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ControlException(ControlErrorCodes.InvalidParams, $"{spec.File}: {e.Message}", e);
+        }
+    }
 
     /// <summary>Maps an open failure to a control error.</summary>
     public static ControlException Translate(ImageOpenException e) => new(e.Reason switch
@@ -54,16 +83,4 @@ internal static class LeafOpener
         ImageOpenError.NotFileOrDevice => ControlErrorCodes.InvalidParams,
         _ => ControlErrorCodes.IoError,
     }, e.Message, e);
-
-    private static RawFileNode OpenRaw(LeafSpec spec)
-    {
-        try
-        {
-            return RawFileNode.Open(spec.File, new RawFileOptions { ReadOnly = spec.ReadOnly, Direct = spec.Direct, Locking = spec.Locking });
-        }
-        catch (ImageOpenException e)
-        {
-            throw Translate(e);
-        }
-    }
 }

@@ -53,7 +53,7 @@ internal sealed record MirrorTarget(BlockNode Node, LeafSpec Spec, bool KnownZer
             knownZero = true;
         }
         var spec = new LeafSpec(full, "raw", ReadOnly: false, source.Direct, Locking: true);
-        var node = LeafOpener.Open(spec);
+        var node = await LeafOpener.OpenAsync(spec).ConfigureAwait(false);
         var fits = node.Size == size || (node.Size > size && !pivot && IsBlockDevice(node));
         if (!fits)
         {

@@ -100,22 +100,49 @@ internal static unsafe class ImageLock
                     errno);
             }
         }
+        // A conflict is tested again for a short while before it is reported: a descriptor of a closed
+        // image inherited by a child process of ours (between its fork and its exec, which closes it)
+        // keeps that image's locks alive for a moment, and so does one being closed on another thread.
+        var deadline = Environment.TickCount64 + RetryMilliseconds;
+        while (true)
+        {
+            var conflict = FindConflict(handle, path, stat, held, notShared, mode);
+            if (conflict is null)
+            {
+                return;
+            }
+            if (Environment.TickCount64 >= deadline)
+            {
+                throw conflict();
+            }
+            Thread.Sleep(5);
+        }
+    }
+
+    /// <summary>How long a conflicting lock is re-tested before the open fails.</summary>
+    private const int RetryMilliseconds = 200;
+
+    private static Func<ImageOpenException>? FindConflict(SafeFileHandle handle, string path, FileStat stat, int held, int notShared, string mode)
+    {
         for (var i = 0; i < PermissionCount; i++)
         {
             if ((held & (1 << i)) != 0 && IsLockedByOthers(handle, path, SharedBase + i))
             {
-                throw Conflict(handle, path, stat, SharedBase + i,
-                    $"another process is using it and does not share the \"{Names[i]}\" permission this {mode} open needs", mode);
+                var n = i;
+                return () => Conflict(handle, path, stat, SharedBase + n,
+                    $"another process is using it and does not share the \"{Names[n]}\" permission this {mode} open needs", mode);
             }
         }
         for (var i = 0; i < PermissionCount; i++)
         {
             if ((notShared & (1 << i)) != 0 && IsLockedByOthers(handle, path, PermissionBase + i))
             {
-                throw Conflict(handle, path, stat, PermissionBase + i,
-                    $"another process holds the \"{Names[i]}\" permission, which this {mode} open does not share", mode);
+                var n = i;
+                return () => Conflict(handle, path, stat, PermissionBase + n,
+                    $"another process holds the \"{Names[n]}\" permission, which this {mode} open does not share", mode);
             }
         }
+        return null;
     }
 
     private static ImageOpenException Conflict(SafeFileHandle handle, string path, in FileStat stat, int lockByte, string why, string mode)

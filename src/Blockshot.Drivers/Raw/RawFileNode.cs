@@ -214,7 +214,7 @@ public sealed partial class RawFileNode : BlockNode
         return default;
     }
 
-    private static ImageOpenException OpenFailure(string path, int errno, RawFileOptions options)
+    internal static ImageOpenException OpenFailure(string path, int errno, RawFileOptions options)
     {
         var mode = options.ReadOnly ? "reading" : "reading and writing";
         var (reason, text) = errno switch

@@ -11,7 +11,7 @@ namespace Blockshot.Nbd.Client;
 /// request at a time. It serves the demo, tools that copy to or from an NBD target, and tests; bulk
 /// transfers use the external clients the benchmarks compare against.
 /// </summary>
-public sealed class NbdClient : IAsyncDisposable
+public sealed partial class NbdClient : IAsyncDisposable
 {
     private readonly Socket _socket;
     private ulong _cookie;

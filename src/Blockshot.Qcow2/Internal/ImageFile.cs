@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Blockshot.Core;
+using Blockshot.Drivers;
 using Microsoft.Win32.SafeHandles;
 
 namespace Blockshot.Qcow2.Internal;
@@ -9,7 +11,7 @@ namespace Blockshot.Qcow2.Internal;
 /// file, <see cref="Sync"/> is fdatasync, and holes are punched with fallocate. Safe for concurrent
 /// callers (no shared position).
 /// </summary>
-internal sealed class ImageFile : IDisposable
+internal sealed partial class ImageFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private int _disposed;
@@ -30,41 +32,37 @@ internal sealed class ImageFile : IDisposable
     /// <summary>Current length of the file.</summary>
     public long Length => RandomAccess.GetLength(_handle);
 
-    /// <summary>Opens an existing file.</summary>
-    public static ImageFile Open(string path, bool writable)
+    /// <summary>
+    /// Opens an existing file (a regular file or a block device), taking the qemu-compatible image locks
+    /// when <paramref name="locking"/> is set. Open failures are <see cref="ImageOpenException"/>s.
+    /// </summary>
+    public static ImageFile Open(string path, bool writable, bool locking = true)
     {
-        try
-        {
-            var handle = File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read,
-                FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
-            return new ImageFile(handle, path, writable);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new BlockException(e is IOException and not (FileNotFoundException or DirectoryNotFoundException) ? BlockError.Io : BlockError.Invalid,
-                $"could not open '{path}': {e.Message}", e);
-        }
+        var handle = ImageFileHandle.Open(path, readOnly: !writable, locking);
+        return new ImageFile(handle, path, writable);
     }
 
-    /// <summary>Creates (or truncates) a file for writing.</summary>
-    public static ImageFile Create(string path, bool overwrite)
+    /// <summary>
+    /// Creates (or empties) a file for writing. The image locks are taken before anything is truncated,
+    /// so a file another process is using is refused and left intact.
+    /// </summary>
+    public static ImageFile Create(string path, bool overwrite, bool locking = true)
     {
-        try
-        {
-            var handle = File.OpenHandle(path, overwrite ? FileMode.Create : FileMode.CreateNew, FileAccess.ReadWrite,
-                FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
-            return new ImageFile(handle, path, true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            throw new BlockException(BlockError.Io, $"could not create '{path}': {e.Message}", e);
-        }
+        var handle = ImageFileHandle.CreateOrTruncate(path, locking, overwrite);
+        return new ImageFile(handle, path, true);
     }
 
     /// <summary>Fills <paramref name="buffer"/> from <paramref name="offset"/>; bytes past the end read as zeros.</summary>
-    public async ValueTask ReadAsync(long offset, Memory<byte> buffer)
+    public ValueTask ReadAsync(long offset, Memory<byte> buffer)
     {
         CheckRange(offset, buffer.Length);
+        var n = TryReadNowait(offset, buffer.Span);
+        return n == buffer.Length ? default : ReadSlowAsync(offset + n, buffer[n..]);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ReadSlowAsync(long offset, Memory<byte> buffer)
+    {
         try
         {
             while (!buffer.IsEmpty)
@@ -86,10 +84,17 @@ internal sealed class ImageFile : IDisposable
     }
 
     /// <summary>Writes <paramref name="data"/> at <paramref name="offset"/>.</summary>
-    public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data)
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data)
     {
         CheckWritable();
         CheckRange(offset, data.Length);
+        var n = TryWriteNowait(offset, data.Span);
+        return n == data.Length ? default : WriteSlowAsync(offset + n, data[n..]);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask WriteSlowAsync(long offset, ReadOnlyMemory<byte> data)
+    {
         try
         {
             await RandomAccess.WriteAsync(_handle, data, offset).ConfigureAwait(false);
@@ -114,6 +119,10 @@ internal sealed class ImageFile : IDisposable
             total += p.Length;
         }
         CheckRange(offset, total);
+        if (TryWriteNowait(offset, parts, total))
+        {
+            return;
+        }
         try
         {
             await RandomAccess.WriteAsync(_handle, parts, offset).ConfigureAwait(false);
@@ -140,10 +149,13 @@ internal sealed class ImageFile : IDisposable
     /// <summary>The largest offset any file access may reach.</summary>
     public const long MaxOffset = 1L << 62;
 
+    /// <summary>When false, <see cref="Sync"/> does nothing (the open option <c>NoFlush</c>).</summary>
+    public bool SyncEnabled { get; set; } = true;
+
     /// <summary>Makes written data durable (fdatasync).</summary>
     public void Sync()
     {
-        if (!Writable)
+        if (!Writable || !SyncEnabled)
         {
             return;
         }

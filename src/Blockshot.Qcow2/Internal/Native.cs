@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Blockshot.Qcow2.Internal;
 
@@ -8,6 +9,22 @@ internal static partial class Native
     public const int FallocKeepSize = 0x01;
     public const int FallocPunchHole = 0x02;
     public const int FallocZeroRange = 0x10;
+    public const int RwfNowait = 0x08;
+    public const int EOPNOTSUPP = 95;
+
+    /// <summary><c>struct iovec</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe struct IoVector
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial nint preadv2(SafeFileHandle fd, IoVector* vectors, int count, long offset, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial nint pwritev2(SafeFileHandle fd, IoVector* vectors, int count, long offset, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fdatasync(int fd);
