@@ -14,6 +14,13 @@ public sealed class NbdServerOptions
     /// <summary>Most requests one connection may have in flight; further ones wait to be read.</summary>
     public int MaxInFlightPerConnection { get; init; } = 64;
 
+    /// <summary>
+    /// Most read and write payload bytes one connection may have in flight; a request that would go
+    /// over waits to be read until earlier ones are answered (one request alone is always admitted).
+    /// Bounds the server's memory under clients that queue many large requests.
+    /// </summary>
+    public long MaxBytesInFlightPerConnection { get; init; } = 8 << 20;
+
     /// <summary>Most simultaneous connections; more wait in the listen backlog.</summary>
     public int MaxConnections { get; init; } = 128;
 

@@ -51,6 +51,27 @@ public class BufferPoolTests
     }
 
     [Fact]
+    public void Idle_size_classes_are_trimmed_and_busy_ones_kept()
+    {
+        using var pool = new BufferPool();
+        ((IDisposable)pool.Rent(1 << 20)).Dispose();
+        ((IDisposable)pool.Rent(4096)).Dispose();
+        Assert.Equal((1 << 20) + 4096, pool.AllocatedBytes);
+        var now = Environment.TickCount64;
+        Assert.Equal(0, pool.TrimIdle(now));
+        Assert.Equal((1 << 20) + 4096, pool.AllocatedBytes);
+
+        var later = now + (long)BufferPool.IdleTrimAfter.TotalMilliseconds + 1000;
+        Assert.Equal((1 << 20) + 4096, pool.TrimIdle(later));
+        Assert.Equal(0, pool.AllocatedBytes);
+
+        // A rented buffer is never trimmed; it goes back to the (now empty) class when returned.
+        using var held = pool.Rent(8192);
+        Assert.Equal(0, pool.TrimIdle(later + 60_000));
+        Assert.Equal(8192, pool.AllocatedBytes);
+    }
+
+    [Fact]
     public void Oversized_rents_are_served_and_freed()
     {
         using var pool = new BufferPool();

@@ -6,7 +6,9 @@ namespace Blockshot.Core.Buffers;
 /// <summary>
 /// A bounded pool of pinned, page-aligned native buffers in power-of-two size classes from 4 KiB to
 /// 64 MiB. It counts buffers rented and not yet returned, so tests can fail on leaks at teardown.
-/// Buffers are page-aligned so they can be handed to O_DIRECT I/O.
+/// Buffers are page-aligned so they can be handed to O_DIRECT I/O. Idle buffers of a size class
+/// nobody has rented for <see cref="IdleTrimAfter"/> are freed, so memory a burst of large requests
+/// needed goes back to the system once the burst is over.
 /// </summary>
 public sealed class BufferPool : IDisposable
 {
@@ -19,7 +21,12 @@ public sealed class BufferPool : IDisposable
     private const int MinShift = 12;
     private const int MaxShift = 26;
 
+    /// <summary>How long a size class may go without a rent before its idle buffers are freed.</summary>
+    public static readonly TimeSpan IdleTrimAfter = TimeSpan.FromSeconds(5);
+
     private readonly ConcurrentQueue<PooledBuffer>[] _classes;
+    private readonly long[] _lastRentTicks;
+    private readonly Timer _trimTimer;
     private readonly long _retainBudget;
     private long _retainedBytes;
     private long _outstanding;
@@ -31,10 +38,20 @@ public sealed class BufferPool : IDisposable
     {
         _retainBudget = retainBytes;
         _classes = new ConcurrentQueue<PooledBuffer>[MaxShift - MinShift + 1];
+        _lastRentTicks = new long[_classes.Length];
         for (var i = 0; i < _classes.Length; i++)
         {
             _classes[i] = new ConcurrentQueue<PooledBuffer>();
         }
+        // A weak hold on the pool: an abandoned pool is still collected (its buffers leak only until then).
+        var self = new WeakReference<BufferPool>(this);
+        _trimTimer = new Timer(static state =>
+        {
+            if (((WeakReference<BufferPool>)state!).TryGetTarget(out var pool))
+            {
+                pool.TrimIdle(Environment.TickCount64);
+            }
+        }, self, IdleTrimAfter, IdleTrimAfter);
     }
 
     /// <summary>The process-wide pool.</summary>
@@ -53,6 +70,10 @@ public sealed class BufferPool : IDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var classIndex = ClassOf(length);
         PooledBuffer? buffer = null;
+        if (classIndex >= 0)
+        {
+            Volatile.Write(ref _lastRentTicks[classIndex], Environment.TickCount64);
+        }
         if (classIndex >= 0 && _classes[classIndex].TryDequeue(out buffer))
         {
             Interlocked.Add(ref _retainedBytes, -buffer.Capacity);
@@ -86,6 +107,7 @@ public sealed class BufferPool : IDisposable
         {
             return;
         }
+        _trimTimer.Dispose();
         foreach (var queue in _classes)
         {
             while (queue.TryDequeue(out var buffer))
@@ -93,6 +115,30 @@ public sealed class BufferPool : IDisposable
                 Free(buffer);
             }
         }
+    }
+
+    /// <summary>
+    /// Frees the idle buffers of every size class not rented from since <see cref="IdleTrimAfter"/>
+    /// before <paramref name="nowTicks"/> (an <see cref="Environment.TickCount64"/> value). Returns the
+    /// bytes freed. Runs on a timer; public so tests can drive it.
+    /// </summary>
+    public long TrimIdle(long nowTicks)
+    {
+        long freed = 0;
+        for (var i = 0; i < _classes.Length; i++)
+        {
+            if (nowTicks - Volatile.Read(ref _lastRentTicks[i]) < (long)IdleTrimAfter.TotalMilliseconds)
+            {
+                continue;
+            }
+            while (_classes[i].TryDequeue(out var buffer))
+            {
+                Interlocked.Add(ref _retainedBytes, -buffer.Capacity);
+                freed += buffer.Capacity;
+                Free(buffer);
+            }
+        }
+        return freed;
     }
 
     private PooledBuffer Allocate(int capacity)

@@ -48,6 +48,9 @@ internal sealed class Lane
     /// <summary>The reply: slices of <see cref="Small"/> or <see cref="Buffer"/>, sent in order.</summary>
     public ReplySegment[] Segments { get; private set; } = new ReplySegment[4];
 
+    /// <summary>Payload bytes this lane's request holds against the connection's budget.</summary>
+    public long ReservedBytes { get; set; }
+
     /// <summary>Number of used entries of <see cref="Segments"/>.</summary>
     public int SegmentCount { get; private set; }
 

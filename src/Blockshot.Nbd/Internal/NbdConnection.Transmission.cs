@@ -27,7 +27,8 @@ internal sealed partial class NbdConnection
                 return "client sent disconnect";
             }
 
-            var lane = await AcquireLaneAsync().ConfigureAwait(false);
+            var payload = request.Command is NbdCommand.Read or NbdCommand.Write ? request.Length : 0;
+            var lane = await AcquireLaneAsync(payload).ConfigureAwait(false);
             try
             {
                 lane.Request = request;

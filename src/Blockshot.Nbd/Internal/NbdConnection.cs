@@ -19,11 +19,12 @@ internal sealed partial class NbdConnection
     private readonly BufferPool _pool;
     private readonly ILogger _logger;
 
-    // Lanes. _free, _laneCount and _readerWaiting are guarded by _laneLock.
+    // Lanes. _free, _laneCount, _bytesInFlight and _readerWaiting are guarded by _laneLock.
     private readonly object _laneLock = new();
     private readonly Stack<Lane> _free = new();
     private readonly List<Task> _laneLoops = [];
     private int _laneCount;
+    private long _bytesInFlight;
     private bool _readerWaiting;
     private readonly ReusableSignal _laneFreed = new(runContinuationsAsynchronously: true);
 
@@ -115,22 +116,32 @@ internal sealed partial class NbdConnection
         }
     }
 
-    /// <summary>Takes a free lane, making one if under the limit, else waits for one.</summary>
-    private async ValueTask<Lane> AcquireLaneAsync()
+    /// <summary>
+    /// Takes a free lane for a request carrying or asking for <paramref name="payloadBytes"/>, making
+    /// one if under the limit; waits while no lane is free or the payload budget is spent.
+    /// </summary>
+    private async ValueTask<Lane> AcquireLaneAsync(long payloadBytes)
     {
         while (true)
         {
             lock (_laneLock)
             {
-                if (_free.Count > 0)
+                var withinBudget = _bytesInFlight == 0 || _bytesInFlight + payloadBytes <= _options.MaxBytesInFlightPerConnection;
+                if (withinBudget && (_free.Count > 0 || _laneCount < _options.MaxInFlightPerConnection))
                 {
-                    return _free.Pop();
-                }
-                if (_laneCount < _options.MaxInFlightPerConnection)
-                {
-                    _laneCount++;
-                    var lane = new Lane(this);
-                    _laneLoops.Add(lane.RunAsync());
+                    Lane lane;
+                    if (_free.Count > 0)
+                    {
+                        lane = _free.Pop();
+                    }
+                    else
+                    {
+                        _laneCount++;
+                        lane = new Lane(this);
+                        _laneLoops.Add(lane.RunAsync());
+                    }
+                    lane.ReservedBytes = payloadBytes;
+                    _bytesInFlight += payloadBytes;
                     return lane;
                 }
                 _readerWaiting = true;
@@ -145,6 +156,8 @@ internal sealed partial class NbdConnection
         var wake = false;
         lock (_laneLock)
         {
+            _bytesInFlight -= lane.ReservedBytes;
+            lane.ReservedBytes = 0;
             _free.Push(lane);
             if (_readerWaiting)
             {
@@ -172,6 +185,8 @@ internal sealed partial class NbdConnection
         }
         lock (_laneLock)
         {
+            _bytesInFlight -= lane.ReservedBytes;
+            lane.ReservedBytes = 0;
             _free.Push(lane);
         }
     }
