@@ -30,7 +30,8 @@ internal static class ExportCommands
         var command = new Command("add", "Export a device") { device, type, name, readOnly, description, path, loop };
         command.Validators.Add(result =>
         {
-            var isFuse = result.GetValue(type) == "fuse";
+            // The raw token: GetValue would throw for a type AcceptOnlyFromAmong already refused.
+            var isFuse = result.GetResult(type)?.Tokens is [.., { Value: "fuse" }];
             if (isFuse && result.GetValue(path) is null)
             {
                 result.AddError("--type fuse needs --path FILE: the regular file to mount the device on");
