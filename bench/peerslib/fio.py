@@ -27,6 +27,16 @@ def nbd_argv(uri, *, name, rw, bs, iodepth, size, runtime, ramp_time=0, percenti
     return argv + list(extra)
 
 
+def device_argv(path, *, name, rw, bs, iodepth, size, runtime, ramp_time=0):
+    """fio --ioengine=libaio --direct=1 on a block device (the fuse rows' loop devices)."""
+    argv = ["fio", f"--name={name}", f"--filename={path}", "--ioengine=libaio", "--direct=1", f"--rw={rw}",
+            f"--bs={bs}", f"--iodepth={iodepth}", f"--size={size}", f"--runtime={runtime}", "--time_based",
+            "--numjobs=1", "--output-format=json"]
+    if ramp_time:
+        argv.append(f"--ramp_time={ramp_time}")
+    return argv
+
+
 def parse_output(stdout):
     """fio's JSON document; the nbd engine prints 'fio: connected to NBD server' before it."""
     start = stdout.find("{")

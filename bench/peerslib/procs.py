@@ -35,7 +35,7 @@ class ServerStartError(Exception):
 class ServerProcess:
     """One running server: the process we spawned, the pid that owns the listening socket."""
 
-    def __init__(self, name, argv, socket_path, log_path, cwd=None):
+    def __init__(self, name, argv, socket_path, log_path, cwd=None, ready=None):
         self.name = name
         self.argv = [str(a) for a in argv]
         self.socket_path = str(socket_path)
@@ -45,6 +45,8 @@ class ServerProcess:
         self.server_pid = None      # the process holding the listening socket (RSS is read here)
         self.tree_pids = []         # every process in the server's tree at readiness
         self.startup_s = None
+        self.ready = ready          # None: ready when the socket greets with NBD; else a callable
+        self.before_stop = []       # undo steps run before the server is signalled (e.g. detach a loop device)
         self._log = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -73,7 +75,7 @@ class ServerProcess:
                 raise ServerStartError(
                     f"{self.name} exited with status {self.popen.returncode} before its socket "
                     f"accepted connections; log {self.log_path}:\n{self.log_tail()}")
-            if _accepts(self.socket_path):
+            if self.ready() if self.ready is not None else _accepts(self.socket_path):
                 return
             if time.monotonic() > deadline:
                 raise ServerStartError(
@@ -89,6 +91,12 @@ class ServerProcess:
 
         Returns once no process of the group is left (or after the SIGKILL wait ran out).
         """
+        while self.before_stop:
+            step = self.before_stop.pop()
+            try:
+                step()
+            except (OSError, subprocess.SubprocessError) as exc:
+                util.warn(f"{self.name}: cleanup before stopping failed: {exc}")
         if self.popen is not None:
             pgid = self.popen.pid   # start_new_session: the group id is the child's pid
             if not self._signal_group(pgid, signal.SIGTERM, grace):

@@ -10,8 +10,8 @@ the machine falls on all of them alike. Before every job the page cache's dirty 
 import json
 import os
 
-from . import procs, scenarios, servers as server_specs, util
-from .fio import nbd_argv
+from . import fuse_mounts, procs, scenarios, servers as server_specs, util
+from .fio import device_argv, nbd_argv
 from .servers import Launch
 
 
@@ -24,6 +24,7 @@ class ToolPeer:
         self.socket_path = ""
         self.export_name = ""
         self.control = ""
+        self.device = ""
         self.server_pid = None
         self.startup_s = 0.0
 
@@ -126,7 +127,8 @@ class Run:
         argv = spec.command(spec, launch, self.opts.server_opts)
         cwd = spec.cwd(self.opts.server_opts) if spec.cwd else None
         log = os.path.join(self.workdir, f"{name}-{kind}.log")
-        server = procs.ServerProcess(name, argv, sock, log, cwd=cwd)
+        ready = (lambda: spec.ready(launch)) if spec.ready is not None else None
+        server = procs.ServerProcess(name, argv, sock, log, cwd=cwd, ready=ready)
         self.running.append(server)
         util.info(f"starting {name}: {util.shell_join(argv)}")
         try:
@@ -136,15 +138,27 @@ class Run:
             server.stop()
             self.running.remove(server)
             return None
+        server.device = ""
+        if spec.attach is not None:
+            try:
+                server.device, undo = spec.attach(spec, launch, self.cmdlog)
+            except (OSError, RuntimeError) as exc:
+                self._fail(name, f"could not attach its block device: {exc}")
+                server.stop()
+                self.running.remove(server)
+                return None
+            if undo is not None:
+                server.before_stop.append(undo)
         facts = self.servers.setdefault(name, {})
         facts.setdefault("runs", []).append({
             "image_kind": kind, "command": util.shell_join(argv), "cwd": cwd, "uri": launch.uri,
             "spawned_pid": server.popen.pid, "server_pid": server.server_pid,
             "tree_pids": server.tree_pids, "startup_s": round(server.startup_s, 3),
             "rss_idle_kib": procs.rss_kib(server.server_pid),
-            "export": self._export_info(name, launch.uri),
+            "export": (self._export_info(name, launch.uri) if spec.ready is None
+                       else fuse_mounts.loop_facts(server.device) if server.device else {}),
         })
-        server.uri = launch.uri
+        server.uri = launch.uri if spec.ready is None else ""
         server.export_name = launch.name
         server.image = image
         server.control = server_specs.daemon_control(launch) if "daemon" in spec.features else ""
@@ -171,10 +185,14 @@ class Run:
 
     def _warm_up(self, name, server):
         """The same short 4k random read for every server before anything is measured."""
-        if not self.opts.warmup or not server.uri:
+        if not self.opts.warmup or not (server.uri or server.device):
             return
-        argv = nbd_argv(server.uri, name="warmup", rw="randread", bs="4k", iodepth=32,
-                        size=self.opts.size, runtime=self.opts.warmup)
+        if server.device:
+            argv = device_argv(server.device, name="warmup", rw="randread", bs="4k", iodepth=32,
+                               size=self.opts.size, runtime=self.opts.warmup)
+        else:
+            argv = nbd_argv(server.uri, name="warmup", rw="randread", bs="4k", iodepth=32,
+                            size=self.opts.size, runtime=self.opts.warmup)
         proc = self.cmdlog.run(argv, f"warm-up {name}", timeout=self.opts.warmup + 60)
         if proc.returncode != 0:
             util.warn(f"warm-up against {name} failed: {proc.stderr.strip()[-300:]}")
@@ -187,7 +205,7 @@ class Run:
                              f"log {server.log_path}:\n{server.log_tail()}")
             return
         ep = scenarios.Endpoint(name, server.uri, server.socket_path, server.export_name,
-                                image=server.image, control=server.control)
+                                image=server.image, control=server.control, device=server.device)
         os.sync()
         record = {
             "round": rnd + 1, "position": pos, "scenario": row.name, "server": name,

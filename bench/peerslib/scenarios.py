@@ -52,6 +52,7 @@ class Endpoint:
     name: str
     image: str = ""            # the server's own copy of the image
     control: str = ""          # the daemon's control socket (servers with the 'daemon' feature)
+    device: str = ""           # a block device to run on (servers with the 'fuse' feature: /dev/loopN)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,11 @@ SCENARIOS = [
 from .daemon_rows import DAEMON_SCENARIOS  # noqa: E402
 
 SCENARIOS += DAEMON_SCENARIOS
+
+# Rows on a loop device over a FUSE file export (Blockshot vs qemu-storage-daemon).
+from .fuse_rows import FUSE_SCENARIOS  # noqa: E402
+
+SCENARIOS += FUSE_SCENARIOS
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from . import util
+from . import fuse_mounts, util
 
 EXPORT_NAME = "disk"
 SHARED_CONNECTIONS = 8
@@ -54,6 +54,10 @@ class ServerSpec:
     features: tuple = ("nbd",)       # what rows it can run (Scenario.needs)
     process: bool = True             # False: a tool run per job (qemu-img), nothing to start
     setup: Optional[Callable[["ServerSpec", Launch], None]] = None   # files the command needs
+    # Servers that do not listen for NBD: when it returns True the server is up (instead of the socket probe).
+    ready: Optional[Callable[[Launch], bool]] = None
+    # Run once the server is up: returns (block device the rows use, undo step run before the server stops).
+    attach: Optional[Callable[["ServerSpec", Launch, util.CommandLog], tuple]] = None
 
     def supports(self, scenario):
         return scenario.image in self.formats and any(f in self.features for f in scenario.needs)
@@ -109,6 +113,35 @@ def daemon_control(launch):
     return _daemon_paths(launch)[0]
 
 
+def _blockshot_fuse(spec, launch, opts):
+    return [opts["blockshot"], "serve", launch.image, "-f", launch.fmt, "--fuse", fuse_mounts.mountpoint(launch),
+            "--loop"]
+
+
+def _qsd_fuse(spec, launch, opts):
+    """qemu-storage-daemon's FUSE export of a raw node over a file node (PEERS.md)."""
+    return ["qemu-storage-daemon",
+            "--blockdev", f"driver=file,node-name=f,filename={launch.image}",
+            "--blockdev", f"driver={launch.fmt},node-name=r,file=f",
+            "--export", f"type=fuse,id=e,node-name=r,mountpoint={fuse_mounts.mountpoint(launch)},"
+                        f"writable={'off' if launch.read_only else 'on'}"]
+
+
+def _fuse_prepare(inner):
+    """FUSE rows need root, /dev/fuse and losetup, then whatever the server itself needs."""
+    def prepare_fuse(spec, opts, cmdlog):
+        reason = fuse_mounts.prepare_check()
+        if reason is not None:
+            return Prepared(False, reason)
+        if inner is not None:
+            return inner(spec, opts, cmdlog)
+        proc = cmdlog.run(list(spec.version_argv), f"{spec.name} version", timeout=30)
+        if proc.returncode != 0:
+            return Prepared(False, f"'{util.shell_join(spec.version_argv)}' failed: {util.tail(proc.stderr, 3)}")
+        return Prepared(True, version=proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else "")
+    return prepare_fuse
+
+
 def _no_process(spec, launch, opts):
     return []
 
@@ -152,6 +185,16 @@ SERVERS = [
                setup=_blockshot_daemon_setup,
                note="./blockshot daemon --control CTRL --nbd-socket SOCK --config CFG "
                     "(device 'disk' over IMAGE, exported as NAME)"),
+    ServerSpec("blockshot-fuse", tools=(), formats=("raw",), command=_blockshot_fuse,
+               prepare=_fuse_prepare(_blockshot_prepare), cwd=_blockshot_cwd, features=("fuse",),
+               ready=fuse_mounts.mounted_with_own_loop, attach=fuse_mounts.find_own_loop,
+               note="./blockshot serve IMAGE -f raw --fuse MNT --loop (fio on its /dev/loopN)"),
+    ServerSpec("qsd-fuse", tools=("qemu-storage-daemon",), formats=("raw",), command=_qsd_fuse,
+               version_argv=("qemu-storage-daemon", "--version"), prepare=_fuse_prepare(None),
+               features=("fuse",), setup=fuse_mounts.create_mountpoint, ready=fuse_mounts.mounted,
+               attach=fuse_mounts.attach_losetup,
+               note="qemu-storage-daemon --blockdev file,f --blockdev raw,r --export type=fuse,"
+                    "mountpoint=MNT,writable=on; losetup --find --show --direct-io=on MNT"),
     ServerSpec("qemu-img", tools=("qemu-img",), formats=("raw",), command=_no_process,
                version_argv=("qemu-img", "--version"), features=("convert",), process=False,
                note="qemu-img convert -f raw -O raw IMAGE TARGET (run per job; no server)"),

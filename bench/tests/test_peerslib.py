@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from peerslib import cli, daemon_rows, fio, procs, report, runner, scenarios, servers, util  # noqa: E402
+from peerslib import cli, daemon_rows, fio, fuse_mounts, procs, report, runner, scenarios, servers, util  # noqa: E402
 
 FIO_STDOUT = "fio: connected to NBD server\n" + json.dumps({
     "fio version": "fio-3.33",
@@ -162,6 +162,50 @@ class PureHelpers(unittest.TestCase):
         self.assertEqual(daemon_rows._percentile([4, 1, 3, 2], 50), 2.5)
         self.assertEqual(daemon_rows._percentile([5], 99), 5)
         self.assertIsNone(daemon_rows._percentile([], 50))
+
+    def test_fuse_rows_pit_blockshot_against_qemu_storage_daemon_on_loop_devices(self):
+        rows = scenarios.select("fuse")
+        self.assertEqual([r.name for r in rows], ["fuse-randread-4k-qd32", "fuse-randwrite-4k-qd32",
+                                                  "fuse-seqread-1m-qd8", "fuse-seqwrite-1m-qd8"])
+        self.assertEqual(servers.default_names(rows), ["blockshot-fuse", "qsd-fuse"])
+        self.assertTrue(all(r.baseline == "blockshot-fuse" for r in rows))
+        self.assertFalse(servers.BY_NAME["blockshot"].supports(rows[0]))
+        launch = servers.Launch(image="/w/i.raw", fmt="raw", socket="/w/qsd-fuse-raw.sock")
+        qsd = servers.BY_NAME["qsd-fuse"]
+        self.assertEqual(qsd.command(qsd, launch, {}), [
+            "qemu-storage-daemon", "--blockdev", "driver=file,node-name=f,filename=/w/i.raw",
+            "--blockdev", "driver=raw,node-name=r,file=f",
+            "--export", "type=fuse,id=e,node-name=r,mountpoint=/w/qsd-fuse-raw.img,writable=on"])
+        ours = servers.BY_NAME["blockshot-fuse"]
+        self.assertEqual(ours.command(ours, launch, {"blockshot": "/repo/blockshot"}),
+                         ["/repo/blockshot", "serve", "/w/i.raw", "-f", "raw", "--fuse", "/w/qsd-fuse-raw.img", "--loop"])
+        argv = fio.device_argv("/dev/loop7", name="n", rw="randwrite", bs="4k", iodepth=32, size=1 << 20, runtime=1)
+        self.assertIn("--filename=/dev/loop7", argv)
+        self.assertIn("--ioengine=libaio", argv)
+        self.assertIn("--direct=1", argv)
+
+    def test_fuse_mounts_and_loop_devices_are_read_from_mountinfo_and_sysfs(self):
+        with tempfile.TemporaryDirectory() as d:
+            mountinfo = os.path.join(d, "mountinfo")
+            with open(mountinfo, "w") as f:
+                f.write("36 35 98:0 / /mnt1 rw,noatime master:1 - ext3 /dev/root rw\n"
+                        "90 36 0:77 / /w/my\\040disk.img rw,nosuid,nodev - fuse.blockshot blockshot rw,user_id=0\n"
+                        "91 36 0:78 / /w/plain.img rw - ext4 /dev/sda1 rw\n")
+            self.assertTrue(fuse_mounts.is_fuse_mounted("/w/my disk.img", mountinfo))
+            self.assertFalse(fuse_mounts.is_fuse_mounted("/w/plain.img", mountinfo))
+            self.assertFalse(fuse_mounts.is_fuse_mounted("/w/absent.img", mountinfo))
+            for name, backing in (("loop0", "/w/a.img"), ("loop3", "/w/b.img"), ("sda", None)):
+                os.makedirs(os.path.join(d, name, "loop" if backing else "queue"))
+                if backing:
+                    with open(os.path.join(d, name, "loop", "backing_file"), "w") as f:
+                        f.write(backing + "\n")
+            with open(os.path.join(d, "loop3", "loop", "dio"), "w") as f:
+                f.write("1\n")
+            self.assertEqual(fuse_mounts.loops_backed_by("/w/b.img", d), ["/dev/loop3"])
+            self.assertEqual(fuse_mounts.loops_backed_by("/w/c.img", d), [])
+            facts = fuse_mounts.loop_facts("/dev/loop3", d)
+            self.assertEqual((facts["direct_io"], facts["backing_file"], facts["logical_block_size"]),
+                             (True, "/w/b.img", None))
 
 
 STAND_IN = textwrap.dedent("""\

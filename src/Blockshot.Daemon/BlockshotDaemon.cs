@@ -25,6 +25,7 @@ public sealed class BlockshotDaemon : IAsyncDisposable
     private readonly JobManager _jobs = new();
     private readonly NbdServer _nbd;
     private readonly NbdExportProvider _nbdExports;
+    private readonly FuseExportProvider _fuseExports;
     private readonly ControlServer _control;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
     private int _stopped;
@@ -41,11 +42,9 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         _nbd.ClientConnected += (_, e) => _events.Publish(EventNames.ClientConnected, ClientData(e));
         _nbd.ClientDisconnected += (_, e) => _events.Publish(EventNames.ClientDisconnected, ClientData(e));
         _nbdExports = new NbdExportProvider(_nbd);
-        IExportProvider[] providers =
-        [
-            _nbdExports,
-            new UnavailableExportProvider("fuse", "the FUSE export library is not part of this build yet"),
-        ];
+        _fuseExports = new FuseExportProvider(
+            new FuseMountRecords(options.FuseMountRecordPath ?? FuseMountRecords.FileFor(options.ControlPath)), _logger);
+        IExportProvider[] providers = [_nbdExports, _fuseExports];
         Registry = new Registry(_events, _jobs, providers, _logger);
         var dispatcher = new RpcDispatcher(_logger);
         var services = new DaemonServices(Registry, _jobs, _events, InfoAsync);
@@ -78,6 +77,13 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(config);
         try
         {
+            if (UnixSocketFile.IsLive(_options.ControlPath))
+            {
+                // Checked before cleaning: the FUSE mounts recorded there are that daemon's, and alive.
+                throw new IOException($"{_options.ControlPath} is in use: another daemon is listening there");
+            }
+            // What a killed previous run left (stale FUSE mounts, loop devices) goes before anything is mounted.
+            _fuseExports.CleanLeftovers();
             // Devices and exports first: a client that reaches either socket finds the configured state.
             await ApplyAsync(config, configSource).ConfigureAwait(false);
             ListenNbd(config.Nbd);
@@ -91,7 +97,10 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         DaemonLog.Started(_logger, _options.ControlPath, string.Join(", ", _nbd.Endpoints));
     }
 
-    /// <summary>Stops accepting, cancels jobs, drains requests, flushes and closes every device.</summary>
+    /// <summary>
+    /// Stops accepting, cancels jobs, drains requests, takes FUSE exports away (loop devices detached,
+    /// files unmounted), flushes and closes every device.
+    /// </summary>
     public async Task StopAsync(string reason)
     {
         if (Interlocked.Exchange(ref _stopped, 1) != 0)
@@ -102,6 +111,7 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         await _control.StopAsync().ConfigureAwait(false);
         await Registry.BeginShutdownAsync().ConfigureAwait(false);
         await _nbd.StopAsync(_options.DrainTimeout).ConfigureAwait(false);
+        await _fuseExports.StopAllAsync().ConfigureAwait(false);
         var closed = await Registry.CloseAllAsync().ConfigureAwait(false);
         DaemonLog.Stopped(_logger, closed);
     }
@@ -163,7 +173,8 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         {
             try
             {
-                await Registry.AddExportAsync(export.Device, export.Type, export.Name, export.ReadOnly, export.Description).ConfigureAwait(false);
+                await Registry.AddExportAsync(export.Device, export.Type, export.Name, export.ReadOnly, export.Description, export.Path, export.Loop)
+                    .ConfigureAwait(false);
             }
             catch (ControlException e)
             {

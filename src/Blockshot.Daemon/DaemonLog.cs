@@ -4,7 +4,7 @@ namespace Blockshot.Daemon;
 
 /// <summary>
 /// The daemon's log messages, with stable event ids: 10xx lifecycle, 11xx control connections,
-/// 12xx events, 13xx jobs. The data path (filters, NBD requests) does not log here.
+/// 12xx events, 13xx jobs, 14xx FUSE exports. The data path (filters, NBD requests) does not log here.
 /// </summary>
 internal static partial class DaemonLog
 {
@@ -49,4 +49,25 @@ internal static partial class DaemonLog
 
     [LoggerMessage(1301, LogLevel.Warning, "job {Id}: cleanup failed")]
     public static partial void JobCleanupFailed(ILogger logger, string id, Exception exception);
+
+    [LoggerMessage(1400, LogLevel.Information, "fuse export {Export} mounted at {Path} (loop device: {Loop})")]
+    public static partial void FuseMounted(ILogger logger, string export, string path, string loop);
+
+    [LoggerMessage(1401, LogLevel.Warning, "fuse export {Export} at {Path} stopped serving ({Reason}); remove the export to release it")]
+    public static partial void FuseEnded(ILogger logger, string export, string path, string reason, Exception? exception);
+
+    [LoggerMessage(1402, LogLevel.Warning, "fuse export {Export} at {Path}: stopping failed")]
+    public static partial void FuseStopFailed(ILogger logger, string export, string path, Exception exception);
+
+    [LoggerMessage(1403, LogLevel.Warning, "cleaned up after a previous run, fuse export {Export}: {Summary}")]
+    public static partial void FuseLeftoverCleaned(ILogger logger, string export, string summary);
+
+    [LoggerMessage(1404, LogLevel.Error, "cannot clean up fuse export {Export} at {Path} left by a previous run")]
+    public static partial void FuseLeftoverFailed(ILogger logger, string export, string path, Exception exception);
+
+    [LoggerMessage(1405, LogLevel.Error, "cannot read the fuse mount record {File}; mounts a previous run left are not cleaned")]
+    public static partial void FuseRecordUnreadable(ILogger logger, string file, Exception exception);
+
+    [LoggerMessage(1406, LogLevel.Warning, "cannot update the fuse mount record {File}")]
+    public static partial void FuseRecordUnwritable(ILogger logger, string file, Exception exception);
 }

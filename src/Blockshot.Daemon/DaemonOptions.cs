@@ -18,6 +18,12 @@ public sealed record DaemonOptions
     /// <summary>The TCP address for <see cref="NbdPort"/>.</summary>
     public string NbdBind { get; init; } = "127.0.0.1";
 
+    /// <summary>
+    /// Where the daemon records its FUSE mounts and loop devices, so a start after a crash can clean what the
+    /// crashed run left. Default: <c>control.fuse-mounts.json</c> beside the control socket.
+    /// </summary>
+    public string? FuseMountRecordPath { get; init; }
+
     /// <summary>How long requests in flight may take to finish when the daemon stops.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

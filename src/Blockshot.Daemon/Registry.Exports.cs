@@ -9,8 +9,12 @@ namespace Blockshot.Daemon;
 /// <summary>Exports: add, remove, list.</summary>
 internal sealed partial class Registry
 {
-    /// <summary>Exports <paramref name="deviceName"/>'s slot as <paramref name="name"/> (default: the device name).</summary>
-    public async Task<ExportInfo> AddExportAsync(string deviceName, string type, string? name, bool readOnly, string? description)
+    /// <summary>
+    /// Exports <paramref name="deviceName"/>'s slot as <paramref name="name"/> (default: the device name);
+    /// a FUSE export mounts it on the file <paramref name="path"/>, with a loop device when <paramref name="loop"/>.
+    /// </summary>
+    public async Task<ExportInfo> AddExportAsync(string deviceName, string type, string? name, bool readOnly, string? description,
+        string? path = null, bool loop = false)
     {
         if (!_providers.TryGetValue(type, out var provider))
         {
@@ -33,7 +37,7 @@ internal sealed partial class Registry
             {
                 throw new ControlException(ControlErrorCodes.AlreadyExists, $"an export named {exportName} exists");
             }
-            var request = new ExportRequest(exportName, type, readOnly || device.Spec.ReadOnly, description);
+            var request = new ExportRequest(exportName, type, readOnly || device.Spec.ReadOnly, description, path, loop);
             var handle = await provider.StartAsync(request, device).ConfigureAwait(false);
             var record = new ExportRecord(request, deviceName, handle, provider);
             _exports.Add(exportName, record);

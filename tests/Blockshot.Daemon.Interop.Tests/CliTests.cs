@@ -49,8 +49,11 @@ public class CliTests
         Assert.Equal(1, inUse.ExitCode);
         Assert.Contains("exported as a-exp", inUse.Stderr);
         var fuse = await Cli("export", "add", "a", "--type", "fuse");
-        Assert.Equal(1, fuse.ExitCode);
-        Assert.Contains("not available in this build", fuse.Stderr);
+        Assert.True(fuse.ExitCode == 2, $"exit {fuse.ExitCode}: {fuse.Stderr}");
+        Assert.Contains("--type fuse needs --path FILE", fuse.Stderr);
+        var nbdLoop = await Cli("export", "add", "a", "--loop");
+        Assert.True(nbdLoop.ExitCode == 2, $"exit {nbdLoop.ExitCode}: {nbdLoop.Stderr}");
+        Assert.Contains("--path and --loop apply to --type fuse only", nbdLoop.Stderr);
         Assert.Equal(2, (await Cli("export", "add", "a", "--type", "iscsi")).ExitCode);
         var suspend = (await Cli("device", "suspend", "a")).Ok("suspend");
         Assert.Contains("suspended device a", suspend.Stdout);

@@ -23,7 +23,7 @@ public class ControlProtocolTests
             ("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"device.add\",\"params\":{\"name\":\"x\",\"file\":true}}", -32602),
             ("{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"job.list\",\"params\":{\"all\":true}}", -32602),
             ("{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"device.remove\",\"params\":{\"name\":\"ghost\"}}", -32001),
-            ("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"export.add\",\"params\":{\"device\":\"ghost\",\"type\":\"fuse\"}}", -32007),
+            ("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"export.add\",\"params\":{\"device\":\"ghost\",\"type\":\"fuse\"}}", -32001),
         ];
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         await socket.ConnectAsync(new UnixDomainSocketEndPoint(daemon.Control));

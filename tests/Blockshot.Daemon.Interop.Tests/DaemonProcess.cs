@@ -96,6 +96,15 @@ public sealed partial class DaemonProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Sends SIGKILL (no cleanup of any kind runs) and waits until the process is gone.</summary>
+    public async Task KillHardAsync()
+    {
+        Kill(_process.Id, 9);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await _process.WaitForExitAsync(cts.Token);
+        await _pump;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)

@@ -20,7 +20,8 @@ public class ConfigTests
                   "filters": [ { "type": "throttle", "settings": { "bps": "10M", "iops": 500 } } ] },
                 { "name": "d1", "file": "/dev/sdz", "format": "raw", "direct": true, "locking": false },
               ],
-              "exports": [ { "device": "d0" }, { "device": "d1", "name": "disk1", "read-only": true, "description": "second" } ]
+              "exports": [ { "device": "d0" }, { "device": "d1", "name": "disk1", "read-only": true, "description": "second" },
+                           { "device": "d1", "name": "file1", "type": "fuse", "path": "mnt/d1.img", "loop": true } ]
             }
             """, "test.json", "/srv");
         Assert.Equal("/run/x/control.sock", config.Control);
@@ -32,6 +33,8 @@ public class ConfigTests
         Assert.Equal("disk1", config.Exports[1].Name);
         Assert.Equal("nbd", config.Exports[0].Type);
         Assert.Equal("$.devices[1]", config.Devices[1].Where);
+        Assert.Equal(("fuse", "/srv/mnt/d1.img", true), (config.Exports[2].Type, config.Exports[2].Path, config.Exports[2].Loop));
+        Assert.Null(config.Exports[0].Path);
     }
 
     [Fact]
@@ -45,7 +48,8 @@ public class ConfigTests
                 { "file": 5 },
                 { "name": "d3", "file": "c.raw", "filters": [ { "type": "cbw" } ] }
               ],
-              "exports": [ { "device": "nope" }, { "device": "d0", "type": "iscsi" } ],
+              "exports": [ { "device": "nope" }, { "device": "d0", "type": "iscsi" }, { "device": "d0", "type": "fuse", "name": "f" },
+                           { "device": "d3", "loop": true } ],
               "nbd": { "socket": "/x", "port": 70000 },
               "extra": 1
             }
@@ -61,6 +65,8 @@ public class ConfigTests
             "$.devices[3].filters[0].type: unknown filter type 'cbw'",
             "$.exports[0].device: no device named 'nope' is defined",
             "$.exports[1].type: 'iscsi' is not nbd or fuse",
+            "$.exports[2].path: required for a fuse export",
+            "$.exports[3]: path and loop apply to fuse exports only",
             "$.nbd.port: must be a whole number from 0 to 65535",
             "$.extra: unknown key",
         ];

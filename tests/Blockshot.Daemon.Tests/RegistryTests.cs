@@ -95,18 +95,6 @@ public class RegistryTests
     }
 
     [Fact]
-    public async Task Fuse_exports_are_not_available_in_this_build_and_unknown_types_are_invalid()
-    {
-        await using var d = await DaemonFixture.StartAsync();
-        await d.Registry.AddDeviceAsync("f", d.Image("f.raw", 1 << 20), "raw", false, false, true);
-        var fuse = await Assert.ThrowsAsync<ControlException>(() => d.Registry.AddExportAsync("f", "fuse", null, false, null));
-        Assert.Equal(ControlErrorCodes.NotAvailable, fuse.Code);
-        Assert.Contains("not available in this build", fuse.Message);
-        var vhost = await Assert.ThrowsAsync<ControlException>(() => d.Registry.AddExportAsync("f", "vhost", null, false, null));
-        Assert.Equal(ControlErrorCodes.InvalidParams, vhost.Code);
-    }
-
-    [Fact]
     public async Task Removing_a_middle_filter_rebuilds_the_ones_above_with_their_state()
     {
         await using var d = await DaemonFixture.StartAsync();

@@ -25,7 +25,22 @@ internal static class ExportCommands
         var name = new Option<string?>("--name", "-x") { Description = "Export name (default: the device name)" };
         var readOnly = new Option<bool>("--read-only", "-r") { Description = "Refuse writes" };
         var description = new Option<string?>("--description", "-D") { Description = "Description shown to clients" };
-        var command = new Command("add", "Export a device") { device, type, name, readOnly, description };
+        var path = new Option<string?>("--path", "-p") { Description = "fuse: the regular file to mount the device on (created if missing)" };
+        var loop = new Option<bool>("--loop") { Description = "fuse: attach a loop device to the file and print /dev/loopN" };
+        var command = new Command("add", "Export a device") { device, type, name, readOnly, description, path, loop };
+        command.Validators.Add(result =>
+        {
+            // The raw token: GetValue would throw for a type AcceptOnlyFromAmong already refused.
+            var isFuse = result.GetResult(type)?.Tokens is [.., { Value: "fuse" }];
+            if (isFuse && result.GetValue(path) is null)
+            {
+                result.AddError("--type fuse needs --path FILE: the regular file to mount the device on");
+            }
+            if (!isFuse && (result.GetValue(path) is not null || result.GetValue(loop)))
+            {
+                result.AddError("--path and --loop apply to --type fuse only");
+            }
+        });
         command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
         {
             var info = await client.CallAsync("export.add", new JsonObject
@@ -35,6 +50,9 @@ internal static class ExportCommands
                 ["name"] = parse.GetValue(name),
                 ["read-only"] = parse.GetValue(readOnly),
                 ["description"] = parse.GetValue(description),
+                // The daemon has its own working directory: send the path as the client means it.
+                ["path"] = parse.GetValue(path) is { } file ? Path.GetFullPath(file) : null,
+                ["loop"] = parse.GetValue(loop) ? true : null,
             }, ProtocolJsonContext.Default.ExportInfo, ct).ConfigureAwait(false);
             if (ClientOptions.Json(parse))
             {
@@ -42,7 +60,7 @@ internal static class ExportCommands
             }
             else
             {
-                Printer.Line($"exported device {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(info.Uri is null ? "" : ": " + info.Uri)}");
+                Printer.Line($"exported device {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(Where(info) is { } where ? ": " + where : "")}");
             }
             return ExitCodes.Success;
         }));
@@ -73,14 +91,19 @@ internal static class ExportCommands
                 Printer.Json(exports, ProtocolJsonContext.Default.ListExportInfo);
                 return ExitCodes.Success;
             }
-            var table = new TextTable("NAME", "DEVICE", "TYPE", "MODE", "CLIENTS", "URI").Right(4);
+            var table = new TextTable("NAME", "DEVICE", "TYPE", "MODE", "CLIENTS", "WHERE").Right(4);
             foreach (var e in exports)
             {
-                table.Add(e.Name, e.Device, e.Type, Printer.Mode(e.ReadOnly), e.Clients.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Uri ?? "-");
+                table.Add(e.Name, e.Device, e.Type, Printer.Mode(e.ReadOnly), e.Clients.ToString(System.Globalization.CultureInfo.InvariantCulture), Where(e) ?? "-");
             }
             Printer.Line(table.Count == 0 ? "no exports" : table.ToString());
             return ExitCodes.Success;
         }));
         return command;
     }
+
+    /// <summary>Where clients find an export: the NBD URI, or the FUSE file and its loop device.</summary>
+    private static string? Where(ExportInfo e) => e.Path is { } file
+        ? file + (e.LoopDevice is { } loop ? $" (loop device {loop})" : "")
+        : e.Uri;
 }

@@ -169,7 +169,7 @@ internal sealed class ConfigReader(string baseDirectory)
 
     private ExportConfig? ReadExport(JsonElement e, string where)
     {
-        if (!Object(e, where, ["device", "type", "name", "read-only", "description"]))
+        if (!Object(e, where, ["device", "type", "name", "read-only", "description", "path", "loop"]))
         {
             return null;
         }
@@ -181,7 +181,18 @@ internal sealed class ConfigReader(string baseDirectory)
         }
         var name = e.TryGetProperty("name", out _) ? RequiredName(e, where, "name", "export") : null;
         var description = OptionalString(e, where, "description");
-        return device is null ? null : new ExportConfig(where, device, type, name, Bool(e, where, "read-only", false), description);
+        var path = OptionalString(e, where, "path");
+        var loop = Bool(e, where, "loop", false);
+        if (type == "fuse" && path is null && !e.TryGetProperty("path", out _))
+        {
+            Errors.Add($"{where}.path: required for a fuse export (the regular file to mount the device on)");
+        }
+        if (type != "fuse" && (path is not null || loop))
+        {
+            Errors.Add($"{where}: path and loop apply to fuse exports only");
+        }
+        return device is null ? null : new ExportConfig(where, device, type, name, Bool(e, where, "read-only", false), description,
+            path is null ? null : Path.GetFullPath(path, baseDirectory), loop);
     }
 
     private bool Object(JsonElement e, string where, string[] keys)

@@ -14,5 +14,7 @@ internal sealed record ExportRecord(ExportRequest Request, string Device, IExpor
         Description = Request.Description,
         Clients = Handle.Clients,
         Uri = Provider.UriOf(Request.Name),
+        Path = Handle.Path,
+        LoopDevice = Handle.LoopDevice,
     };
 }

@@ -13,6 +13,10 @@ internal sealed class NbdExportProvider(NbdServer server) : IExportProvider
 
     public Task<IExportHandle> StartAsync(ExportRequest request, Device device)
     {
+        if (request.Path is not null || request.Loop)
+        {
+            throw new ControlException(ControlErrorCodes.InvalidParams, "path and loop apply to fuse exports only");
+        }
         NbdExport export;
         try
         {
@@ -50,6 +54,10 @@ internal sealed class NbdExportProvider(NbdServer server) : IExportProvider
     private sealed class Handle(NbdServer server, string name) : IExportHandle
     {
         public int Clients => server.ClientsOf(name);
+
+        public string? Path => null;
+
+        public string? LoopDevice => null;
 
         public Task StopAsync() => server.RemoveExportAsync(name);
     }

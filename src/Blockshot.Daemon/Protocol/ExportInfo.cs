@@ -23,4 +23,10 @@ public sealed class ExportInfo
 
     /// <summary>Where clients find it, e.g. <c>nbd+unix:///disk?socket=/run/blockshot/nbd.sock</c>.</summary>
     public string? Uri { get; init; }
+
+    /// <summary>FUSE: the regular file the device is mounted on.</summary>
+    public string? Path { get; init; }
+
+    /// <summary>FUSE with a loop device: its path, e.g. <c>/dev/loop3</c>.</summary>
+    public string? LoopDevice { get; init; }
 }

@@ -16,10 +16,12 @@ internal static class ExportMethods
                 Opt("name", ParamType.String, "export name clients ask for", "the device name"),
                 Opt("read-only", ParamType.Boolean, "refuse writes", "false"),
                 Opt("description", ParamType.String, "shown to clients (NBD)", null),
+                Opt("path", ParamType.String, "fuse: the regular file to mount the device on, an absolute path (created if missing)", null),
+                Opt("loop", ParamType.Boolean, "fuse: attach a loop device to the file", "false"),
             ],
             "export-info",
             async (p, _, _) => Json.Of(await r.AddExportAsync(p.String("device"), p.OptionalString("type") ?? "nbd", p.OptionalString("name"),
-                p.Boolean("read-only"), p.OptionalString("description")).ConfigureAwait(false)));
+                p.Boolean("read-only"), p.OptionalString("description"), p.OptionalString("path"), p.Boolean("loop")).ConfigureAwait(false)));
 
         yield return new("export.remove", "Remove an export; its clients are disconnected after their requests in flight finish",
             [Req("name", ParamType.String, "export name")],
