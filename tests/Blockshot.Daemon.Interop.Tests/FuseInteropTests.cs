@@ -158,10 +158,13 @@ public class FuseInteropTests
         (await Run.ToEndAsync(Repo.Launcher, ["device", "add", device, image], environment: env)).Ok("device add");
         var added = (await Run.ToEndAsync(Repo.Launcher, ["export", "add", device, "--type", "fuse", "--path", file, "--loop"], environment: env))
             .Ok("export add --type fuse");
-        Assert.Contains(file, added.Stdout);
+        Assert.Contains(file, added.Stderr);
+        var printed = added.Stdout.Trim();
+        Assert.Matches(@"^/dev/loop\d+$", printed);
         var table = (await Run.ToEndAsync(Repo.Launcher, ["export", "list"], environment: env)).Ok("export list").Stdout;
         var loop = System.Text.RegularExpressions.Regex.Match(table, @"\(loop device (/dev/loop\d+)\)").Groups[1].Value;
         Assert.True(loop.Length > 0, $"export list shows no loop device: {table}");
+        Assert.Equal(printed, loop);
         Assert.Contains($"{device} ", table);
         Assert.True(MountedAt(file), $"{file} is not mounted after export add");
         return loop;
