@@ -49,4 +49,7 @@ internal static partial class DaemonLog
 
     [LoggerMessage(1301, LogLevel.Warning, "job {Id}: cleanup failed")]
     public static partial void JobCleanupFailed(ILogger logger, string id, Exception exception);
+
+    [LoggerMessage(1400, LogLevel.Warning, "device {Device}: its persistent snapshots could not be reopened")]
+    public static partial void SnapshotRestoreFailed(ILogger logger, string device, Exception exception);
 }

@@ -18,6 +18,9 @@ public sealed record DaemonOptions
     /// <summary>The TCP address for <see cref="NbdPort"/>.</summary>
     public string NbdBind { get; init; } = "127.0.0.1";
 
+    /// <summary>The file that records devices with persistent snapshots; null: <c>snapshots.json</c> beside the control socket.</summary>
+    public string? StatePath { get; init; }
+
     /// <summary>How long requests in flight may take to finish when the daemon stops.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }
