@@ -52,4 +52,7 @@ internal static partial class DaemonLog
 
     [LoggerMessage(1400, LogLevel.Warning, "device {Device}: its persistent snapshots could not be reopened")]
     public static partial void SnapshotRestoreFailed(ILogger logger, string device, Exception exception);
+
+    [LoggerMessage(1401, LogLevel.Error, "the thaw hook failed; thaw by hand: {Message}")]
+    public static partial void ThawFailed(ILogger logger, string message);
 }

@@ -99,8 +99,8 @@ internal sealed partial class Registry
             var views = new DirtyBitmapView?[devices.Count];
             var hooks = new SnapshotHooks
             {
-                Freeze = request.FreezeHook is { } freeze ? ct => HookCommand.RunAsync("freeze", freeze, ct) : null,
-                Thaw = request.ThawHook is { } thaw ? ct => HookCommand.RunAsync("thaw", thaw, ct) : null,
+                Freeze = request.FreezeHook is { } freeze ? ct => FreezeAsync(freeze, request.ThawHook, ct) : null,
+                Thaw = request.ThawHook is { } thaw ? ct => ThawAsync(request.Name, thaw, ct) : null,
                 Timeout = request.HookTimeout,
                 WhileSuspended = () =>
                 {
@@ -159,6 +159,40 @@ internal sealed partial class Registry
                     await cbw.CloseAsync(clean: false).ConfigureAwait(false);
                 }
             }
+        }
+    }
+
+    // A freeze that failed may have frozen part of what it covers (one of several file systems): thaw.
+    private async Task FreezeAsync(string freeze, string? thaw, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await HookCommand.RunAsync("freeze", freeze, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (thaw is not null && e is ControlException or OperationCanceledException)
+        {
+            try
+            {
+                await HookCommand.RunAsync("thaw", thaw, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (ControlException thawFailure)
+            {
+                DaemonLog.ThawFailed(_logger, thawFailure.Message);
+            }
+            throw;
+        }
+    }
+
+    // The snapshots exist once the slots resume; a failing thaw is reported, it does not undo them.
+    private async Task ThawAsync(string name, string thaw, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await HookCommand.RunAsync("thaw", thaw, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ControlException or OperationCanceledException)
+        {
+            DaemonLog.ThawFailed(_logger, $"snapshot {name}: {e.Message}");
         }
     }
 

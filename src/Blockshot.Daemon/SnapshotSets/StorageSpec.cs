@@ -100,14 +100,18 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
     /// <summary>Creates the store (new files are created; existing block devices are used as they are).</summary>
     public DiffStore Open(int chunkSize, DiffStoreOptions options, List<string> created) => Kind switch
     {
-        "memory" => new NodeDiffStore(new MemoryNode(0), chunkSize,
-            options.LimitBytes == long.MaxValue ? options with { LimitBytes = DefaultMemoryLimit } : options),
+        "memory" => MemoryStore(chunkSize, options.LimitBytes == long.MaxValue ? options with { LimitBytes = DefaultMemoryLimit } : options),
         "file" => new NodeDiffStore(OpenMember(Paths[0], created), chunkSize, options),
         "dir" => new NodeDiffStore(OpenTemporary(Paths[0]), chunkSize, options),
         "multi" => new MultiDiffStore([.. Paths.Select(p => new NodeDiffStore(OpenMember(p, created), chunkSize, options))]),
         "tiered" => new TieredDiffStore(Inner!.Open(chunkSize, options, created), RamBytes),
         _ => throw new InvalidOperationException(Kind),
     };
+
+    // A sparse memory node as large as the limit: pages are allocated as chunks land, and the node is
+    // never resized under concurrent copies (a memory node resizes only with its requests drained).
+    private static NodeDiffStore MemoryStore(int chunkSize, DiffStoreOptions options) =>
+        new(new MemoryNode(options.LimitBytes - (options.LimitBytes % chunkSize)), chunkSize, options);
 
     /// <summary>Opens the existing file of a persistent store after a restart.</summary>
     public DiffStore Reopen(int chunkSize, DiffStoreOptions options) =>
