@@ -83,9 +83,22 @@ public class CbtInteropTests
 
                 using var fio = Process.Start(Run.Info("fio", Fio.VerifyingWrites(daemon.Uri("disk"), "kill", Size, runtimeSeconds: 30, rate: "4m")))!;
                 fio.StandardInput.Close();
-                await Task.Delay(TimeSpan.FromMilliseconds(400 + random.Next(1200)));
+                // Once fio's writes flow (marks in the new period), kill at a random point among them.
+                var clock = Stopwatch.StartNew();
+                while ((await Json(daemon, "cbt", "info", "disk"))["changed-in-period"]!.GetValue<long>() == 0)
+                {
+                    Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"round {round}: fio never wrote");
+                    await Task.Delay(50);
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(random.Next(800)));
                 Process.GetProcessById(daemon.Pid).Kill(); // SIGKILL, in the middle of fio's writes
-                await fio.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+                // fio's own result does not matter here (its server died); it must only be gone.
+                await Task.WhenAny(fio.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(15)));
+                if (!fio.HasExited)
+                {
+                    fio.Kill(entireProcessTree: true);
+                    await fio.WaitForExitAsync();
+                }
             }
             finally
             {

@@ -18,13 +18,14 @@ public class SnapshotInteropTests
         (await Cli(daemon, "device", "add", "disk", image)).Ok("device add");
         (await Cli(daemon, "export", "add", "disk")).Ok("export add");
 
-        using var fio = Process.Start(Run.Info("fio", Fio.VerifyingWrites(daemon.Uri("disk"), "snap", Size, runtimeSeconds: 12, rate: "8m")))!;
+        using var fio = Process.Start(Run.Info("fio", [.. Fio.VerifyingWrites(daemon.Uri("disk"), "snap", Size, runtimeSeconds: 12, rate: "8m"), "--thread"]))!;
         fio.StandardInput.Close();
         var fioOut = fio.StandardOutput.ReadToEndAsync();
         var fioErr = fio.StandardError.ReadToEndAsync();
         await Task.Delay(TimeSpan.FromSeconds(4));
 
-        // Pause the writer so the reference copy and the take see the same device; fio resumes right after.
+        // Pause the writer (its job is a thread, so SIGSTOP stops it) so the reference copy and the take see the
+        // same device; fio resumes right after.
         Signal(fio, stop: true);
         await Task.Delay(TimeSpan.FromSeconds(1)); // requests fio had already sent are read and answered
         await DrainedAsync(daemon, "disk");
