@@ -14,7 +14,7 @@ internal static class Program
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(Commands.Image.ImageCommand.Create());
         root.Subcommands.Add(DaemonCommand.Create());
-        foreach (var client in new[] { DeviceCommands.Create(), ExportCommands.Create(), FilterCommands.Create(), JobCommands.Create(), MirrorCommand.Create(), EventsCommand.Create() })
+        foreach (var client in new[] { DeviceCommands.Create(), ExportCommands.Create(), FilterCommands.Create(), JobCommands.Create(), MirrorCommand.Create(), EventsCommand.Create(), SnapshotCommands.Create(), CbtCommands.Create() })
         {
             root.Subcommands.Add(client);
         }

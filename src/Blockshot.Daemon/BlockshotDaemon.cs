@@ -45,13 +45,19 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         _fuseExports = new FuseExportProvider(
             new FuseMountRecords(options.FuseMountRecordPath ?? FuseMountRecords.FileFor(options.ControlPath)), _logger);
         IExportProvider[] providers = [_nbdExports, _fuseExports];
-        Registry = new Registry(_events, _jobs, providers, _logger);
+        Registry = new Registry(_events, _jobs, providers, _logger)
+        {
+            Nbd = _nbd,
+            State = new SnapshotSets.PersistentState(options.StatePath ?? Path.Combine(Path.GetDirectoryName(options.ControlPath) ?? "/", "snapshots.json")),
+        };
         var dispatcher = new RpcDispatcher(_logger);
         var services = new DaemonServices(Registry, _jobs, _events, InfoAsync);
         dispatcher.Add(DeviceMethods.Create(services));
         dispatcher.Add(ExportMethods.Create(services));
         dispatcher.Add(FilterMethods.Create(services));
         dispatcher.Add(JobMethods.Create(services));
+        dispatcher.Add(SnapshotMethods.Create(services));
+        dispatcher.Add(CbtMethods.Create(services));
         dispatcher.Add(SessionMethods.Create(services, () => dispatcher.Methods, ExportTypes));
         Dispatcher = dispatcher;
         _control = new ControlServer(dispatcher, _events, _logger);

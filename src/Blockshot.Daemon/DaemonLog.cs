@@ -70,4 +70,10 @@ internal static partial class DaemonLog
 
     [LoggerMessage(1406, LogLevel.Warning, "cannot update the fuse mount record {File}")]
     public static partial void FuseRecordUnwritable(ILogger logger, string file, Exception exception);
+
+    [LoggerMessage(1500, LogLevel.Warning, "device {Device}: its persistent snapshots could not be reopened")]
+    public static partial void SnapshotRestoreFailed(ILogger logger, string device, Exception exception);
+
+    [LoggerMessage(1501, LogLevel.Error, "the thaw hook failed; thaw by hand: {Message}")]
+    public static partial void ThawFailed(ILogger logger, string message);
 }

@@ -24,6 +24,9 @@ public sealed record DaemonOptions
     /// </summary>
     public string? FuseMountRecordPath { get; init; }
 
+    /// <summary>The file that records devices with persistent snapshots; null: <c>snapshots.json</c> beside the control socket.</summary>
+    public string? StatePath { get; init; }
+
     /// <summary>How long requests in flight may take to finish when the daemon stops.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 }

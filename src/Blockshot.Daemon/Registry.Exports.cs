@@ -107,6 +107,7 @@ internal sealed partial class Registry
         }
         await record.Handle.StopAsync().ConfigureAwait(false);
         _exports.Remove(name);
+        _snapshotExports.Remove(name);
         device?.RemoveExport(name);
         return record.Device;
     }

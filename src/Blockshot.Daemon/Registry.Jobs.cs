@@ -20,6 +20,10 @@ internal sealed partial class Registry
         {
             ThrowIfClosing();
             var device = GetLocked(deviceName);
+            if (pivot)
+            {
+                device.ThrowIfPinned("a pivoting mirror");
+            }
             foreach (var existing in device.Jobs)
             {
                 if (_jobs.Get(existing) is MirrorJob { IsFinished: false })

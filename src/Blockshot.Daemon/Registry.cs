@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Blockshot.Daemon.ChangeTracking;
 using Blockshot.Daemon.Devices;
 using Blockshot.Daemon.Events;
 using Blockshot.Daemon.Exports;
@@ -72,7 +73,7 @@ internal sealed partial class Registry
 
     /// <summary>Adds a device over <paramref name="file"/>, with <paramref name="filters"/> (top first) already in place.</summary>
     public async Task<DeviceInfo> AddDeviceAsync(string name, string file, string? format, bool readOnly, bool direct, bool locking,
-        IReadOnlyList<StackEntry>? filters = null)
+        IReadOnlyList<StackEntry>? filters = null, TrackRequest? track = null)
     {
         CheckName(name, "device");
         if (format is not null && !LeafOpener.Formats.Contains(format))
@@ -93,6 +94,10 @@ internal sealed partial class Registry
             var device = new Device(name, spec, await LeafOpener.OpenAsync(spec).ConfigureAwait(false)) { AutoResumed = OnAutoResumed };
             try
             {
+                if (track is not null)
+                {
+                    await AttachTrackerAsync(device, TrackerOptionsFor(name, spec.File, track.BlockSize, track.Sidecar)).ConfigureAwait(false);
+                }
                 foreach (var entry in (filters ?? []).Reverse())
                 {
                     await device.InsertFilterAsync(entry, atBottom: false, DefaultTimeout).ConfigureAwait(false);
@@ -111,7 +116,8 @@ internal sealed partial class Registry
             _lock.Release();
         }
         _events.Publish(EventNames.DeviceAdded, new JsonObject { ["device"] = JsonSerializer.SerializeToNode(info, ProtocolJsonContext.Default.DeviceInfo) });
-        return info;
+        await RestoreSnapshotsAsync(await GetDeviceAsync(name).ConfigureAwait(false)).ConfigureAwait(false);
+        return (await GetDeviceAsync(name).ConfigureAwait(false)).ToInfo();
     }
 
     /// <summary>
@@ -120,6 +126,10 @@ internal sealed partial class Registry
     /// </summary>
     public async Task RemoveDeviceAsync(string name, bool force)
     {
+        if (force)
+        {
+            await DestroyDeviceSnapshotsAsync(name).ConfigureAwait(false);
+        }
         Device device;
         await _lock.WaitAsync().ConfigureAwait(false);
         try
@@ -127,6 +137,10 @@ internal sealed partial class Registry
             device = GetLocked(name);
             var exports = device.Exports;
             var jobs = device.Jobs;
+            if (device.Cbw is not null)
+            {
+                throw new ControlException(ControlErrorCodes.InUse, $"device {name} has snapshots; destroy them first, or force the removal");
+            }
             if (!force && (exports.Count > 0 || jobs.Count > 0))
             {
                 var uses = new List<string>();

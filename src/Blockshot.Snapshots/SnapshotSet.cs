@@ -26,7 +26,7 @@ public static class SnapshotSet
         hooks ??= new SnapshotHooks();
         var frozen = false;
         var suspended = new List<Core.Slot>();
-        var added = new List<(Core.Slot Slot, CbwFilter Filter, Snapshot Snapshot, Core.BlockNode Previous)>();
+        var added = new List<(SnapshotTakeRequest Request, CbwFilter Filter, Snapshot Snapshot, Core.BlockNode Previous, bool Inserted)>();
         try
         {
             if (hooks.Freeze is { } freeze)
@@ -43,11 +43,19 @@ public static class SnapshotSet
             {
                 var previous = request.Slot.Current;
                 var filter = request.Filter(previous);
+                var inserted = !ReferenceEquals(previous, filter) && !Contains(previous, filter);
                 var snapshot = await filter.AddSnapshotAsync(request.Name, request.Options).ConfigureAwait(false);
-                added.Add((request.Slot, filter, snapshot, previous));
-                if (!ReferenceEquals(previous, filter) && !Contains(previous, filter))
+                added.Add((request, filter, snapshot, previous, inserted));
+                if (inserted)
                 {
-                    request.Slot.Replace(filter);
+                    if (request.Insert is { } insert)
+                    {
+                        insert(filter);
+                    }
+                    else
+                    {
+                        request.Slot.Replace(filter);
+                    }
                 }
             }
             if (hooks.WhileSuspended is { } atInstant)
@@ -59,12 +67,20 @@ public static class SnapshotSet
         catch
         {
             // Undo: the set is all or nothing. Slots are still suspended here, so no write has seen CBW.
-            foreach (var (slot, filter, snapshot, previous) in added)
+            foreach (var (request, filter, snapshot, previous, inserted) in added)
             {
                 await filter.RemoveSnapshotAsync(snapshot).ConfigureAwait(false);
-                if (ReferenceEquals(slot.Current, filter) && filter.Snapshots.Count == 0)
+                if (!inserted || filter.Snapshots.Count != 0)
                 {
-                    slot.Replace(previous);
+                    continue;
+                }
+                if (request.Remove is { } remove)
+                {
+                    remove(filter);
+                }
+                else if (ReferenceEquals(request.Slot.Current, filter))
+                {
+                    request.Slot.Replace(previous);
                 }
             }
             throw;

@@ -10,4 +10,17 @@ namespace Blockshot.Snapshots;
 /// </param>
 /// <param name="Name">The snapshot's name.</param>
 /// <param name="Options">The snapshot's settings.</param>
-public sealed record SnapshotTakeRequest(Slot Slot, Func<BlockNode, CbwFilter> Filter, string Name, SnapshotOptions Options);
+public sealed record SnapshotTakeRequest(Slot Slot, Func<BlockNode, CbwFilter> Filter, string Name, SnapshotOptions Options)
+{
+    /// <summary>
+    /// Puts a new filter into the stack, with the slot suspended (a daemon keeps its own filters above
+    /// it). Null: the filter becomes the slot's node.
+    /// </summary>
+    public Action<CbwFilter>? Insert { get; init; }
+
+    /// <summary>
+    /// Takes a filter that <see cref="Insert"/> put in out again when the take fails (slot still
+    /// suspended). Null: the slot's previous node goes back.
+    /// </summary>
+    public Action<CbwFilter>? Remove { get; init; }
+}

@@ -42,11 +42,11 @@ internal static class ClientOptions
     {
         var option = new Option<string>("--output", "-o")
         {
-            Description = "Output format of client commands: text (tables, progress bars) or json",
+            Description = "Output format of client commands: text (tables, progress bars) or json ('cbt map' also takes ranges: OFFSET:LENGTH lines, as text)",
             Recursive = true,
             DefaultValueFactory = _ => "text",
         };
-        option.AcceptOnlyFromAmong("text", "json");
+        option.AcceptOnlyFromAmong("text", "json", "ranges");
         return option;
     }
 }

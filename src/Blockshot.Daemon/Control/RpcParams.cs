@@ -70,6 +70,8 @@ internal sealed class RpcParams
 
     public long? OptionalInteger(string name) => Has(name) ? _values[name].GetInt64() : null;
 
+    public double Number(string name) => _values[name].GetDouble();
+
     public bool Boolean(string name, bool fallback = false) => Has(name) ? _values[name].GetBoolean() : fallback;
 
     public IReadOnlyList<string> Strings(string name) =>

@@ -55,6 +55,7 @@ internal sealed partial class Device
             _retired.AddRange(_nodes);
             _nodes = [];
             await DisposeRetiredCoreAsync().ConfigureAwait(false);
+            await ClosePinnedAsync().ConfigureAwait(false);
             await _leaf.DisposeAsync().ConfigureAwait(false);
             await Slot.DisposeAsync().ConfigureAwait(false);
         }

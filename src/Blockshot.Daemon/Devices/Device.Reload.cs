@@ -20,6 +20,7 @@ internal sealed partial class Device
         try
         {
             ThrowIfRemoved();
+            ThrowIfPinned("reopening its image");
             var oldLeaf = _leaf;
             var samePath = spec.File == _spec.File;
             var fresh = samePath ? null : await LeafOpener.OpenAsync(spec).ConfigureAwait(false);

@@ -70,7 +70,12 @@ internal sealed partial class Device
         {
             throw new InvalidOperationException($"{Name}: the stack changes only while the slot is suspended");
         }
-        var (top, nodes) = Build(filters, leaf);
+        if (!ReferenceEquals(leaf, _leaf) && (_cbw is not null || _tracker is not null))
+        {
+            throw new ControlException(ControlErrorCodes.InUse,
+                $"device {Name} has snapshots or change tracking, which stay bound to its image; destroy them (and cbt detach) first");
+        }
+        var (top, nodes) = Build(filters, PinnedTop);
         Slot.Replace(top);
         _retired.AddRange(_nodes);
         _nodes = nodes;

@@ -19,6 +19,14 @@ internal static class EventNames
     public const string JobStatus = "job.status";
     public const string JobProgress = "job.progress";
     public const string EventsDropped = "events.dropped";
+    public const string SnapshotCreated = "snapshot.created";
+    public const string SnapshotDestroyed = "snapshot.destroyed";
+    public const string SnapshotFailed = "snapshot.failed";
+    public const string SnapshotLowSpace = "snapshot.low-space";
+    public const string SnapshotOverflow = "snapshot.overflow";
+    public const string CbtAttached = "cbt.attached";
+    public const string CbtDetached = "cbt.detached";
+    public const string CbtGeneration = "cbt.generation";
 
     /// <summary>Every event with what its data holds.</summary>
     public static IReadOnlyList<EventTypeInfo> All { get; } =
@@ -36,6 +44,14 @@ internal static class EventNames
         Info(ClientDisconnected, "a client left an export; data: export, connection, remote"),
         Info(JobStatus, "a job changed state; data: job (the job-info object)"),
         Info(JobProgress, "a job made progress (at most twice a second per job); data: id, bytes-done, bytes-total, rate"),
+        Info(SnapshotCreated, "a snapshot set was taken (or reopened after a restart); data: snapshot (the snapshot-info object)"),
+        Info(SnapshotDestroyed, "snapshots were destroyed; data: name, devices"),
+        Info(SnapshotFailed, "a snapshot broke (overflow or I/O error under break-snapshot, or unprovable after a restart); its reads fail with EIO; data: name, device, reason, time"),
+        Info(SnapshotLowSpace, "difference storage ran low (free space before the limit under the threshold); data: device, storage, used, limit, time"),
+        Info(SnapshotOverflow, "difference storage is full: a write could not be protected (at most one a second per device); data: device, storage, used, limit, time"),
+        Info(CbtAttached, "change tracking was attached; data: cbt (the cbt-info object)"),
+        Info(CbtDetached, "change tracking was detached; data: device"),
+        Info(CbtGeneration, "a new change-tracking generation began (the next backup must be full); data: device, generation, reason"),
         Info(EventsDropped, "this subscriber read too slowly and missed events; data: count"),
     ];
 

@@ -18,6 +18,10 @@ namespace Blockshot.Daemon.Protocol;
 [JsonSerializable(typeof(DescribeInfo))]
 [JsonSerializable(typeof(List<FilterTypeDescription>))]
 [JsonSerializable(typeof(EventMessage))]
+[JsonSerializable(typeof(SnapshotInfo))]
+[JsonSerializable(typeof(List<SnapshotInfo>))]
+[JsonSerializable(typeof(CbtInfo))]
+[JsonSerializable(typeof(CbtMap))]
 public sealed partial class ProtocolJsonContext : JsonSerializerContext
 {
 }

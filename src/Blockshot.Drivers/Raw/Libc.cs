@@ -83,6 +83,14 @@ internal static unsafe partial class Libc
         _ => 0x4000,
     };
 
+    /// <summary>O_TMPFILE (with the O_DIRECTORY bit it includes), whose value differs between architectures.</summary>
+    public static int TempFile => 0x400000 | RuntimeInformation.ProcessArchitecture switch
+    {
+        Architecture.Arm64 => 0x4000,
+        Architecture.Ppc64le => 0x4000,
+        _ => 0x10000,
+    };
+
     /// <summary>errno of the last failed call.</summary>
     public static int Errno => Marshal.GetLastPInvokeError();
 

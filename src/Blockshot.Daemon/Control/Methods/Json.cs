@@ -24,4 +24,12 @@ internal static class Json
     public static JsonNode? Of(DescribeInfo value) => JsonSerializer.SerializeToNode(value, ProtocolJsonContext.Default.DescribeInfo);
 
     public static JsonNode? Of(List<FilterTypeDescription> value) => JsonSerializer.SerializeToNode(value, ProtocolJsonContext.Default.ListFilterTypeDescription);
+
+    public static JsonNode? Of(SnapshotInfo value) => JsonSerializer.SerializeToNode(value, ProtocolJsonContext.Default.SnapshotInfo);
+
+    public static JsonNode? Of(IEnumerable<SnapshotInfo> value) => JsonSerializer.SerializeToNode(value.ToList(), ProtocolJsonContext.Default.ListSnapshotInfo);
+
+    public static JsonNode? Of(CbtInfo value) => JsonSerializer.SerializeToNode(value, ProtocolJsonContext.Default.CbtInfo);
+
+    public static JsonNode? Of(CbtMap value) => JsonSerializer.SerializeToNode(value, ProtocolJsonContext.Default.CbtMap);
 }

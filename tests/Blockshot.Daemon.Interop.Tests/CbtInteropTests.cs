@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using static Blockshot.Daemon.Interop.Tests.SnapshotCli;
+
+namespace Blockshot.Daemon.Interop.Tests;
+
+/// <summary>Changed-block tracking through the real daemon: the dirty bitmap read by nbdinfo and qemu-img, and kill -9 recovery.</summary>
+public class CbtInteropTests
+{
+    private const long Size = 32 << 20;
+
+    [RequiresToolsFact("qemu-io", "qemu-img", "nbdinfo")]
+    public async Task Nbdinfo_and_qemu_img_read_the_same_dirty_bitmap_as_cbt_map()
+    {
+        using var dir = new TempDir("bs-cbt");
+        var image = dir.File("disk.raw");
+        File.WriteAllBytes(image, new byte[Size]);
+        await using var daemon = await DaemonProcess.StartAsync(dir.Path);
+        (await Cli(daemon, "device", "add", "disk", image, "--track", "--track-block-size", "64K")).Ok("device add --track");
+        (await Cli(daemon, "export", "add", "disk")).Ok("export add");
+        await WriteAsync(daemon.Uri("disk"), 1, 0, 1 << 20);
+        (await Cli(daemon, "snapshot", "create", "-d", "disk", "--storage", "memory", "--name", "full")).Ok("first snapshot");
+        var period = (await Json(daemon, "cbt", "info", "disk"))["period"]!.GetValue<int>();
+        Assert.Equal(2, period);
+        // Changes of period 2: unaligned and scattered, plus a mark-dirty.
+        await WriteAsync(daemon.Uri("disk"), 2, 3 << 20, 100_000);
+        await WriteAsync(daemon.Uri("disk"), 3, (20 << 20) + 4096, 4096);
+        (await Cli(daemon, "cbt", "mark-dirty", "disk", "--range", "30M:128K")).Ok("mark-dirty");
+        (await Cli(daemon, "snapshot", "create", "-d", "disk", "--name", "incr")).Ok("second snapshot shares the storage");
+        await WriteAsync(daemon.Uri("disk"), 4, 10 << 20, 1 << 20); // after the take: not in incr's bitmap
+
+        var ranges = (await Cli(daemon, "cbt", "map", "disk", "--since", "1", "--output", "ranges")).Ok("cbt map").Stdout;
+        var expected = Parse(ranges);
+        Assert.Equal([(3L << 20, 128L << 10), (10L << 20, 1L << 20), (20L << 20, 64L << 10), (30L << 20, 128L << 10)], expected);
+
+        (await Cli(daemon, "snapshot", "export", "incr", "-d", "disk", "-r")).Ok("export incr");
+        var uri = daemon.Uri("disk.incr");
+        var nbdinfo = (await Run.ToEndAsync("nbdinfo", ["--map=qemu:dirty-bitmap:blockshot-cbt", "--json", uri])).Ok("nbdinfo --map");
+        var fromNbdinfo = JsonNode.Parse(nbdinfo.Stdout)!.AsArray()
+            .Where(e => e!["type"]!.GetValue<int>() == 1).Select(e => (e!["offset"]!.GetValue<long>(), e["length"]!.GetValue<long>())).ToList();
+        // The snapshot's bitmap: changes since the first snapshot, up to its own take (not the 10 MiB write after it).
+        List<(long, long)> incr = [(3L << 20, 128L << 10), (20L << 20, 64L << 10), (30L << 20, 128L << 10)];
+        Assert.Equal(incr, fromNbdinfo);
+
+        var opts = $"driver=nbd,path={daemon.NbdSocket},export=disk.incr,x-dirty-bitmap=qemu:dirty-bitmap:blockshot-cbt";
+        var map = (await Run.ToEndAsync("qemu-img", ["map", "--output=json", "--image-opts", opts])).Ok("qemu-img map");
+        // With x-dirty-bitmap, qemu reports dirty blocks as data:false (the bitmap's bit is inverted into "hole").
+        var fromQemu = JsonNode.Parse(map.Stdout)!.AsArray()
+            .Where(e => !e!["data"]!.GetValue<bool>()).Select(e => (e!["start"]!.GetValue<long>(), e["length"]!.GetValue<long>())).ToList();
+        Assert.Equal(incr, fromQemu);
+
+        var info = await Json(daemon, "snapshot", "info", "incr");
+        Assert.Equal(1, info["devices"]![0]!["cbt-since"]!.GetValue<int>());
+        Assert.Equal(2, info["devices"]![0]!["cbt-period"]!.GetValue<int>());
+        var json = await Json(daemon, "cbt", "map", "disk", "--since", "2");
+        Assert.Equal(1L << 20, json["bytes"]!.GetValue<long>());
+    }
+
+    [RequiresToolsFact("fio")]
+    public async Task After_kill_9_the_map_covers_every_block_that_changed_on_the_device()
+    {
+        var rounds = int.TryParse(Environment.GetEnvironmentVariable("BLOCKSHOT_CBT_KILL_ROUNDS"), CultureInfo.InvariantCulture, out var n) ? n : 10;
+        using var dir = new TempDir("bs-cbt-kill");
+        var image = dir.File("disk.raw");
+        File.WriteAllBytes(image, new byte[Size]);
+        var random = new Random(7);
+        var kept = 0;
+        for (var round = 0; round < rounds; round++)
+        {
+            var daemon = await DaemonProcess.StartAsync(dir.Path);
+            JsonNode before;
+            int since;
+            try
+            {
+                (await Cli(daemon, "device", "add", "disk", image, "--track", "--track-block-size", "64K")).Ok("device add --track");
+                (await Cli(daemon, "export", "add", "disk")).Ok("export add");
+                // A snapshot ends the period; everything written after it is marked with the new one.
+                (await Cli(daemon, "snapshot", "create", "-d", "disk", "--storage", "memory", "--name", "s")).Ok("snapshot");
+                (await Cli(daemon, "snapshot", "destroy", "s")).Ok("destroy");
+                before = await Json(daemon, "cbt", "info", "disk");
+                since = before["period"]!.GetValue<int>() - 1;
+                File.Copy(image, dir.File("before.raw"), overwrite: true);
+
+                using var fio = Process.Start(Run.Info("fio", Fio.VerifyingWrites(daemon.Uri("disk"), "kill", Size, runtimeSeconds: 30, rate: "4m")))!;
+                fio.StandardInput.Close();
+                // Once fio's writes flow (marks in the new period), kill at a random point among them.
+                var clock = Stopwatch.StartNew();
+                while ((await Json(daemon, "cbt", "info", "disk"))["changed-in-period"]!.GetValue<long>() == 0)
+                {
+                    Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"round {round}: fio never wrote");
+                    await Task.Delay(50);
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(random.Next(800)));
+                Process.GetProcessById(daemon.Pid).Kill(); // SIGKILL, in the middle of fio's writes
+                // fio's own result does not matter here (its server died); it must only be gone.
+                await Task.WhenAny(fio.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(15)));
+                if (!fio.HasExited)
+                {
+                    fio.Kill(entireProcessTree: true);
+                    await fio.WaitForExitAsync();
+                }
+            }
+            finally
+            {
+                await daemon.DisposeAsync();
+            }
+
+            var again = await DaemonProcess.StartAsync(dir.Path);
+            try
+            {
+                (await Cli(again, "device", "add", "disk", image, "--track", "--track-block-size", "64K")).Ok("device add after kill");
+                var after = await Json(again, "cbt", "info", "disk");
+                var changed = ChangedBlocks(dir.File("before.raw"), image, 64 << 10);
+                Assert.True(changed.Count > 0, $"round {round}: fio changed nothing before the kill; the round proved nothing");
+                if (after["generation"]!.GetValue<string>() != before["generation"]!.GetValue<string>())
+                {
+                    continue; // a new generation (a full backup) is allowed when the map cannot be proven
+                }
+                kept++;
+                var marked = Parse((await Cli(again, "cbt", "map", "disk", "--since", since.ToString(CultureInfo.InvariantCulture))).Ok("map").Stdout)
+                    .SelectMany(r => Enumerable.Range((int)(r.Offset >> 16), (int)(r.Length >> 16))).ToHashSet();
+                var missed = changed.Where(b => !marked.Contains(b)).ToList();
+                Assert.True(missed.Count == 0, $"round {round}: blocks changed on the device but not in the map: {string.Join(", ", missed.Take(10))}");
+                await Cli(again, "device", "remove", "disk", "--force");
+            }
+            finally
+            {
+                await again.DisposeAsync();
+            }
+        }
+        Assert.True(kept >= rounds / 2, $"only {kept} of {rounds} restarts kept the generation; the superset check barely ran");
+    }
+
+    private static List<(long Offset, long Length)> Parse(string ranges) =>
+        [.. ranges.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(':')).Select(p => (long.Parse(p[0], CultureInfo.InvariantCulture), long.Parse(p[1], CultureInfo.InvariantCulture)))];
+
+    private static List<int> ChangedBlocks(string a, string b, int blockSize)
+    {
+        using var fa = File.OpenRead(a);
+        using var fb = File.OpenRead(b);
+        var ba = new byte[blockSize];
+        var bb = new byte[blockSize];
+        var changed = new List<int>();
+        for (var block = 0; fa.Read(ba) > 0; block++)
+        {
+            fb.ReadExactly(bb);
+            if (!ba.AsSpan().SequenceEqual(bb))
+            {
+                changed.Add(block);
+            }
+        }
+        return changed;
+    }
+}
