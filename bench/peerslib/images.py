@@ -2,7 +2,8 @@
 
 An image kind makes one base image, then one full, non-reflinked copy per server, then syncs, so
 that every server starts from an identically laid-out, fully allocated file in the page cache.
-A new kind (qcow2, a qcow2 with a backing file, ...) is a make_base function and an entry in KINDS.
+A new kind (qcow2, a qcow2 with a backing file, ...) is a make_base function and an entry in KINDS;
+the qcow2 rows add theirs from peerslib/qcow2_rows.py.
 """
 
 import os
@@ -19,7 +20,7 @@ class ImageKind:
     make_base: Callable  # (path, size_bytes, workdir, cmdlog) -> None
 
 
-def _make_raw_base(path, size, workdir, cmdlog):
+def make_raw_base(path, size, workdir, cmdlog):
     """head -c SIZE /dev/urandom > base: random, incompressible, fully allocated."""
     with open(path, "wb") as out:
         proc = cmdlog.run(["head", "-c", str(size), "/dev/urandom"], "make base image",
@@ -29,7 +30,7 @@ def _make_raw_base(path, size, workdir, cmdlog):
 
 
 KINDS = {
-    "raw": ImageKind("raw", ".raw", _make_raw_base),
+    "raw": ImageKind("raw", ".raw", make_raw_base),
 }
 
 

@@ -104,6 +104,9 @@ def render(summary, rows, server_names, baseline, missing, rounds):
         base = row_baseline(row, baseline)
         if base in server_names:
             ratio_cols += [f"{base}/{p}" for p in server_names if p != base and f"{base}/{p}" not in ratio_cols]
+    # A pair no row measured (a tool peer beside a server, say) gets no column; an unmeasured server keeps its.
+    ratio_cols = [c for c in ratio_cols
+                  if c.split("/", 1)[1] in missing or any(c in summary[r.name]["ratios"] for r in rows)]
     note = "median [min..max] over %d round%s" % (rounds, "" if rounds == 1 else "s")
 
     def server_cell(row, server, key):

@@ -56,7 +56,8 @@ class Run:
         self.servers = {}                     # server -> facts (command, pid, startup, export)
         self.running = []                     # ServerProcess, for teardown
         self.ctx = scenarios.RunContext(cmdlog, opts.size, opts.runtime, opts.ramp_time,
-                                        timeout=opts.runtime + opts.ramp_time + 120)
+                                        timeout=opts.runtime + opts.ramp_time + 120,
+                                        server_opts=opts.server_opts, start_timeout=opts.start_timeout)
 
     # -- public ---------------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ class RunContext:
     runtime: int       # seconds per fio job
     ramp_time: int     # seconds of fio ramp (not measured)
     timeout: float     # seconds before a job is abandoned
+    server_opts: dict = field(default_factory=dict)   # launcher path etc., for rows that start servers
+    start_timeout: float = 60.0                       # seconds for such a server's socket to answer
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,16 @@ from .fuse_rows import FUSE_SCENARIOS  # noqa: E402
 
 SCENARIOS += FUSE_SCENARIOS
 
+# The qcow2 rows (serving and converting qcow2 images) live in their own module too.
+from .qcow2_rows import QCOW2_SCENARIOS  # noqa: E402
+
+SCENARIOS += QCOW2_SCENARIOS
+
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 
 def select(spec):
-    """--scenarios: comma-separated names and/or tags ('foundation', 'all'); keeps table order."""
+    """--scenarios: comma-separated names and/or tags ('foundation', 'daemon', 'qcow2', 'all'); keeps table order."""
     wanted = [w.strip() for w in spec.split(",") if w.strip()]
     chosen = []
     for w in wanted:

@@ -171,9 +171,9 @@ def _blockshot_cwd(opts):
 
 
 SERVERS = [
-    ServerSpec("blockshot", tools=(), formats=("raw",), command=_blockshot,
+    ServerSpec("blockshot", tools=(), formats=("raw", "qcow2"), command=_blockshot,
                prepare=_blockshot_prepare, cwd=_blockshot_cwd,
-               note="./blockshot serve IMAGE -f raw --socket SOCK --name NAME --shared 8"),
+               note="./blockshot serve IMAGE -f FMT --socket SOCK --name NAME --shared 8"),
     ServerSpec("qemu-nbd", tools=("qemu-nbd",), formats=("raw", "qcow2"), command=_qemu_nbd,
                version_argv=("qemu-nbd", "--version"),
                note="qemu-nbd -f raw -t -e 8 --cache=writeback -x NAME -k SOCK IMAGE"),
@@ -195,9 +195,12 @@ SERVERS = [
                attach=fuse_mounts.attach_losetup,
                note="qemu-storage-daemon --blockdev file,f --blockdev raw,r --export type=fuse,"
                     "mountpoint=MNT,writable=on; losetup --find --show --direct-io=on MNT"),
-    ServerSpec("qemu-img", tools=("qemu-img",), formats=("raw",), command=_no_process,
-               version_argv=("qemu-img", "--version"), features=("convert",), process=False,
-               note="qemu-img convert -f raw -O raw IMAGE TARGET (run per job; no server)"),
+    ServerSpec("qemu-img", tools=("qemu-img",), formats=("raw", "qcow2", "compressible"), command=_no_process,
+               version_argv=("qemu-img", "--version"), features=("convert", "image-convert"), process=False,
+               note="qemu-img convert [-c] -f FMT -O FMT IMAGE TARGET (run per job; no server)"),
+    ServerSpec("blockshot-image", tools=(), formats=("raw", "qcow2", "compressible"), command=_no_process,
+               prepare=_blockshot_prepare, cwd=_blockshot_cwd, features=("image-convert",), process=False,
+               note="./blockshot image convert [-c] -f FMT -O FMT IMAGE TARGET (run per job; no server)"),
 ]
 
 BY_NAME = {s.name: s for s in SERVERS}

@@ -123,6 +123,38 @@ class PureHelpers(unittest.TestCase):
         self.assertFalse(servers.BY_NAME["blockshot"].supports(mirror))
         self.assertFalse(servers.BY_NAME["blockshot-daemon"].supports(scenarios.BY_NAME["randread-4k-qd32"]))
 
+    def test_qcow2_rows_pair_servers_with_qemu_nbd_and_tools_with_qemu_img(self):
+        rows = scenarios.select("qcow2")
+        self.assertEqual(servers.default_names(rows), ["blockshot", "qemu-nbd", "qemu-img", "blockshot-image"])
+        convert = scenarios.BY_NAME["convert-qcow2-to-raw"]
+        read = scenarios.BY_NAME["qcow2-randread-4k-qd32"]
+        self.assertEqual((convert.image, convert.baseline), ("qcow2", "blockshot-image"))
+        self.assertTrue(servers.BY_NAME["blockshot"].supports(read))
+        self.assertFalse(servers.BY_NAME["blockshot-image"].supports(read))
+        self.assertTrue(servers.BY_NAME["qemu-img"].supports(convert))
+        self.assertFalse(servers.BY_NAME["blockshot-image"].supports(scenarios.BY_NAME["mirror-vs-convert"]))
+        launch = servers.Launch(image="/w/i.qcow2", fmt="qcow2", socket="/w/s.sock")
+        spec = servers.BY_NAME["blockshot"]
+        self.assertEqual(spec.command(spec, launch, {"blockshot": "/repo/blockshot"})[3:5], ["-f", "qcow2"])
+
+    def test_ratio_columns_only_for_pairs_some_row_measured(self):
+        convert = scenarios.BY_NAME["convert-raw-to-qcow2"]
+        read = scenarios.BY_NAME["qcow2-randread-4k-qd32"]
+
+        def sample(row, server, value):
+            return {"round": 1, "scenario": row.name, "server": server, "error": None,
+                    "metrics": {m.key: value for m in row.metrics}, "process": None}
+
+        names = ["blockshot", "qemu-nbd", "qemu-img", "blockshot-image"]
+        samples = [sample(read, "blockshot", 30.0), sample(read, "qemu-nbd", 20.0),
+                   sample(convert, "qemu-img", 100.0), sample(convert, "blockshot-image", 200.0)]
+        summary = report.summarize(samples, [read, convert], names, "blockshot")
+        header = report.render(summary, [read, convert], names, "blockshot", {}, 1).splitlines()[1]
+        self.assertIn("blockshot/qemu-nbd", header)
+        self.assertIn("blockshot-image/qemu-img", header)
+        self.assertNotIn("blockshot/qemu-img", header)
+        self.assertNotIn("blockshot-image/qemu-nbd", header)
+
     def test_the_daemon_gets_a_configuration_with_one_exported_device(self):
         with tempfile.TemporaryDirectory() as d:
             launch = servers.Launch(image=os.path.join(d, "i.raw"), fmt="raw", socket=os.path.join(d, "s.sock"))

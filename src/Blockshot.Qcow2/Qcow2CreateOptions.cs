@@ -78,4 +78,10 @@ public sealed record Qcow2CreateOptions
 
     /// <summary>Replace an existing file at the path (default, as the reference tool does).</summary>
     public bool Overwrite { get; init; } = true;
+
+    /// <summary>
+    /// Skip the final fdatasync of the new image (cache mode unsafe: a convert that does not flush its
+    /// target at the end has no use for a durable empty image at the start).
+    /// </summary>
+    public bool NoFlush { get; init; }
 }

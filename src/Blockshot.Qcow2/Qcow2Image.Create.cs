@@ -187,8 +187,11 @@ public static partial class Qcow2Image
             {
                 file.SetLength(rbOffset + (rb << clusterBits));
             }
-            data?.Sync();
-            file.Sync();
+            if (!options.NoFlush)
+            {
+                data?.Sync();
+                file.Sync();
+            }
         }
         finally
         {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Blockshot.Core;
 using Blockshot.Qcow2.Format;
 using Blockshot.Qcow2.Internal;
@@ -8,6 +9,7 @@ namespace Blockshot.Qcow2;
 public sealed partial class Qcow2Node
 {
     /// <inheritdoc/>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask ReadAsync(long offset, Memory<byte> buffer)
     {
         if (buffer.IsEmpty)

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Blockshot.Core;
 using Blockshot.Qcow2.Format;
 using Blockshot.Qcow2.Internal;
@@ -39,6 +40,7 @@ public sealed partial class Qcow2Node
     }
 
     /// <inheritdoc/>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, IoFlags flags)
     {
         CheckWritable();
@@ -64,19 +66,31 @@ public sealed partial class Qcow2Node
     }
 
     /// <summary>Writes as much of <paramref name="data"/> (starting at guest <paramref name="pos"/>) as one plan covers.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> WriteStepAsync(long pos, ReadOnlyMemory<byte> data)
     {
-        WritePlan plan;
+        WritePlan? plan = null;
+        (long Host, int Length) direct;
         await _meta.WaitAsync().ConfigureAwait(false);
         try
         {
             CheckWritable();
             await MarkDirtyIfLazyAsync().ConfigureAwait(false);
-            plan = await PlanWriteAsync(pos, pos + data.Length).ConfigureAwait(false);
+            direct = await PlanInPlaceAsync(pos, pos + data.Length).ConfigureAwait(false);
+            if (direct.Length == 0)
+            {
+                plan = await PlanWriteAsync(pos, pos + data.Length).ConfigureAwait(false);
+            }
         }
         finally
         {
             _meta.Release();
+        }
+        if (plan is null)
+        {
+            // The common case, written in place with no metadata change and nothing allocated.
+            await DataTarget.WriteAsync(direct.Host, data[..direct.Length]).ConfigureAwait(false);
+            return direct.Length;
         }
         var payload = data[..plan.Length];
         if (plan.Action == WriteAction.Direct)
@@ -153,6 +167,50 @@ public sealed partial class Qcow2Node
             _meta.Release();
         }
         return plan.Length;
+    }
+
+    /// <summary>
+    /// The fast plan, allocating nothing: when <c>[pos, end)</c> starts in clusters written in place
+    /// (refcount one, contiguous on the host), their host offset and the length they cover; otherwise a
+    /// length of 0, and <see cref="PlanWriteAsync"/> decides (and reports invalid entries). Under
+    /// <see cref="_meta"/>.
+    /// </summary>
+    private async ValueTask<(long Host, int Length)> PlanInPlaceAsync(long pos, long end)
+    {
+        var guestCluster = pos >> _g.ClusterBits;
+        if (await L2TableOffsetAsync(_g.L1Index(guestCluster)).ConfigureAwait(false) == 0)
+        {
+            return default;
+        }
+        var clusterStart = guestCluster << _g.ClusterBits;
+        var n = (int)Math.Min(((end - 1) >> _g.ClusterBits) - guestCluster + 1, _g.L2Entries - _g.L2Index(guestCluster));
+        long host = 0;
+        var k = 0;
+        for (; k < n; k++)
+        {
+            var cs = clusterStart + ((long)k << _g.ClusterBits);
+            var entry = await GetEntryAsync(guestCluster + k).ConfigureAwait(false);
+            if (!EntryIsValid(entry, cs) || ActionFor(entry, Math.Max(pos, cs), Math.Min(end, cs + _g.ClusterSize)) != WriteAction.Direct)
+            {
+                break;
+            }
+            if (k == 0)
+            {
+                host = entry.HostOffset;
+            }
+            else if (entry.HostOffset != host + ((long)k << _g.ClusterBits))
+            {
+                break;
+            }
+        }
+        if (k == 0)
+        {
+            return default;
+        }
+        var length = (int)(Math.Min(end, clusterStart + ((long)k << _g.ClusterBits)) - pos);
+        var at = host + _g.InCluster(pos);
+        await CheckNotMetadataAsync(at, length).ConfigureAwait(false);
+        return (at, length);
     }
 
     /// <summary>Decides how to write <c>[pos, end)</c> (or its first part). Under <see cref="_meta"/>.</summary>

@@ -10,8 +10,11 @@ namespace Blockshot.Qcow2.Tests;
 /// <summary>
 /// Mutates valid images (header fields, extensions, L1/L2 entries, refcounts, snapshot and bitmap
 /// structures, truncation) and opens each result. Every open must work or fail with a
-/// <see cref="BlockException"/>; no other exception, no hang, nothing written through a read-only open.
+/// <see cref="BlockException"/>; no other exception, no hang, no case allocating more than a fixed
+/// bound, nothing written through a read-only open. 300 cases by default; BLOCKSHOT_LONG_TESTS=1 runs
+/// 10,000.
 /// </summary>
+[Collection(nameof(HostileImageMeasurement))]
 public class HostileImageTests(ITestOutputHelper output)
 {
     private static readonly (int Offset, int Size, string Name)[] HeaderFields =
@@ -22,6 +25,15 @@ public class HostileImageTests(ITestOutputHelper output)
         (64, 8, "snapshots_offset"), (72, 8, "incompatible_features"), (80, 8, "compatible_features"),
         (88, 8, "autoclear_features"), (96, 4, "refcount_order"), (100, 4, "header_length"), (104, 1, "compression_type"),
     ];
+
+    /// <summary>Longest a case (open, reads, extents, map, check, close) may take.</summary>
+    private static readonly TimeSpan CaseTimeLimit = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// Most a read-only case may allocate, in all: the images are at most 2 MiB, so anything near this
+    /// means a size field was trusted (the format's own caps, such as a 32 MiB L1 table, fit under it).
+    /// </summary>
+    private const long CaseMemoryLimit = 256L << 20;
 
     private static List<string> BuildBases(TempDir dir)
     {
@@ -259,6 +271,7 @@ public class HostileImageTests(ITestOutputHelper output)
         var bases = BuildBases(dir).Select(p => (Path: p, Bytes: File.ReadAllBytes(p))).ToList();
         var failures = new List<string>();
         int opened = 0, refused = 0;
+        long mostAllocated = 0;
         var rng = new Random(20240611);
         for (var n = 0; n < cases && failures.Count < 10; n++)
         {
@@ -273,9 +286,10 @@ public class HostileImageTests(ITestOutputHelper output)
             File.WriteAllBytes(path, bytes);
             var what = $"case {n} ({Path.GetFileName(basePath)}: {string.Join(", ", mutations)})";
             var hash = Convert.ToHexString(SHA256.HashData(bytes));
+            var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             try
             {
-                var ok = await RunCaseAsync(path, rng.Next()).WaitAsync(TimeSpan.FromSeconds(20));
+                var ok = await RunCaseAsync(path, rng.Next()).WaitAsync(CaseTimeLimit);
                 if (ok)
                 {
                     opened++;
@@ -287,13 +301,19 @@ public class HostileImageTests(ITestOutputHelper output)
             }
             catch (TimeoutException)
             {
-                failures.Add($"{what}: did not finish in 20 s");
+                failures.Add($"{what}: did not finish in {CaseTimeLimit.TotalSeconds} s");
                 continue;
             }
             catch (Exception e)
             {
                 failures.Add($"{what}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
                 continue;
+            }
+            var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+            mostAllocated = Math.Max(mostAllocated, allocated);
+            if (allocated > CaseMemoryLimit)
+            {
+                failures.Add($"{what}: allocated {allocated >> 20} MiB (limit {CaseMemoryLimit >> 20} MiB)");
             }
             if (Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path))) != hash)
             {
@@ -304,11 +324,11 @@ public class HostileImageTests(ITestOutputHelper output)
                 // Read-write use of a copy: writes either work or fail with a block exception.
                 try
                 {
-                    await RunReadWriteAsync(path, rng.Next()).WaitAsync(TimeSpan.FromSeconds(20));
+                    await RunReadWriteAsync(path, rng.Next()).WaitAsync(CaseTimeLimit);
                 }
                 catch (TimeoutException)
                 {
-                    failures.Add($"{what}: read-write use did not finish in 20 s");
+                    failures.Add($"{what}: read-write use did not finish in {CaseTimeLimit.TotalSeconds} s");
                 }
                 catch (Exception e)
                 {
@@ -316,7 +336,7 @@ public class HostileImageTests(ITestOutputHelper output)
                 }
             }
         }
-        output.WriteLine($"{opened} opened, {refused} refused, {failures.Count} failures");
+        output.WriteLine($"{opened} opened, {refused} refused, {failures.Count} failures; at most {mostAllocated >> 20} MiB allocated by one case");
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
     }
 
@@ -429,3 +449,7 @@ public class HostileImageTests(ITestOutputHelper output)
 
     private static Task SwallowTask(Func<Task> action) => Swallow(() => new ValueTask(action()));
 }
+
+/// <summary>The hostile-image cases count the process's allocations, so nothing else runs beside them.</summary>
+[CollectionDefinition(nameof(HostileImageMeasurement), DisableParallelization = true)]
+public sealed class HostileImageMeasurement;

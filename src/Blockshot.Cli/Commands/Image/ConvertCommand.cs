@@ -172,7 +172,7 @@ internal static class ConvertCommand
                 {
                     throw new CliException("a backing file for the convert target is not supported (convert, then rebase -u)", ExitCodes.Usage);
                 }
-                await Qcow2Image.CreateAsync(r.Target, size, create).ConfigureAwait(false);
+                await Qcow2Image.CreateAsync(r.Target, size, create with { NoFlush = !r.Flush }).ConfigureAwait(false);
             }
             else
             {
