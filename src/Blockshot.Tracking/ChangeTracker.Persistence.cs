@@ -15,6 +15,15 @@ public sealed partial class ChangeTracker
     private TaskCompletionSource? _batch;
     private bool _committing;
 
+    // Guarded by _commitLock: the pages the committer is writing now, and the batch that completes
+    // when they are durable.
+    private HashSet<long>? _writing;
+    private TaskCompletionSource? _writingBatch;
+
+    // First writes whose marks are set in memory but not yet durable. While any exist, a write that
+    // finds its blocks marked checks that the marks it relies on are committed.
+    private int _marking;
+
     private bool _writesSinceHeartbeat;
     private string? _persistenceBroken;
     private CancellationTokenSource? _heartbeatStop;
@@ -161,27 +170,72 @@ public sealed partial class ChangeTracker
         await base.DisposeCoreAsync().ConfigureAwait(false);
     }
 
-    private Task CommitAsync(long firstPage, long lastPage)
+    // A first change of some block in the period: marks it and waits until the mark is durable. The mark
+    // and its page's entry in the pending set change together under _commitLock, so a writer that sees
+    // the mark finds the commit it must wait for.
+    private async Task MarkDurablyAsync(long first, long last, byte period)
     {
-        TaskCompletionSource batch;
-        var start = false;
+        Interlocked.Increment(ref _marking);
+        try
+        {
+            Task commit;
+            var start = false;
+            var (firstPage, lastPage) = (first >> ChangeMap.PageShift, last >> ChangeMap.PageShift);
+            lock (_commitLock)
+            {
+                if (!_map.Mark(first, last, period, null))
+                {
+                    commit = PendingCommit(firstPage, lastPage); // another writer marked them meanwhile
+                }
+                else
+                {
+                    for (var p = firstPage; p <= lastPage; p++)
+                    {
+                        _pending.Add(p);
+                    }
+                    commit = (_batch ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                    if (!_committing)
+                    {
+                        _committing = start = true;
+                    }
+                }
+            }
+            if (start)
+            {
+                _ = Task.Run(CommitLoop);
+            }
+            await commit.ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _marking);
+        }
+    }
+
+    private Task UntilDurableAsync(long firstPage, long lastPage)
+    {
         lock (_commitLock)
         {
-            for (var p = firstPage; p <= lastPage; p++)
-            {
-                _pending.Add(p);
-            }
-            batch = _batch ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (!_committing)
-            {
-                _committing = start = true;
-            }
+            return PendingCommit(firstPage, lastPage);
         }
-        if (start)
+    }
+
+    // Caller holds _commitLock. The commit that makes the pages' current marks durable (done if none).
+    private Task PendingCommit(long firstPage, long lastPage)
+    {
+        Task? writing = null;
+        for (var p = firstPage; p <= lastPage; p++)
         {
-            _ = Task.Run(CommitLoop);
+            if (_pending.Contains(p))
+            {
+                return _batch!.Task; // queued: the next batch writes it (and comes after the current one)
+            }
+            if (writing is null && _writing is not null && _writing.Contains(p))
+            {
+                writing = _writingBatch!.Task;
+            }
         }
-        return batch.Task;
+        return writing ?? Task.CompletedTask;
     }
 
     private void CommitLoop()
@@ -203,6 +257,8 @@ public sealed partial class ChangeTracker
                 _spare = pages;
                 batch = _batch!;
                 _batch = null;
+                _writing = pages;
+                _writingBatch = batch;
             }
             try
             {
@@ -212,17 +268,20 @@ public sealed partial class ChangeTracker
                     _file!.WritePage(p, page);
                 }
                 _file!.Sync();
-                pages.Clear();
-                batch.SetResult();
             }
             catch (IOException e)
             {
                 // The device must not suffer: stop persisting (the next open will see the stale
                 // heartbeat and start a new generation) and let writes go on.
                 _persistenceBroken = e.Message;
-                pages.Clear();
-                batch.SetResult();
             }
+            lock (_commitLock)
+            {
+                _writing = null;
+                _writingBatch = null;
+                pages.Clear();
+            }
+            batch.SetResult();
         }
     }
 

@@ -169,15 +169,21 @@ public sealed partial class ChangeTracker : FilterNode
         Volatile.Write(ref _writesSinceHeartbeat, true);
         var (first, last) = Blocks(offset, length);
         var period = Volatile.Read(ref _period);
+        var durable = _file is null || _persistenceBroken is not null;
         if (_map.AllAtLeast(first, last, period))
         {
-            return default;
+            // Marked already, but perhaps by a writer whose commit is still running: then this write
+            // waits for that commit too. With no first write in progress this costs one read.
+            return durable || Volatile.Read(ref _marking) == 0
+                ? default
+                : new ValueTask(UntilDurableAsync(first >> ChangeMap.PageShift, last >> ChangeMap.PageShift));
         }
-        if (!_map.Mark(first, last, period, null) || _file is null || _persistenceBroken is not null)
+        if (durable)
         {
+            _map.Mark(first, last, period, null);
             return default;
         }
-        return new ValueTask(CommitAsync(first >> ChangeMap.PageShift, last >> ChangeMap.PageShift));
+        return new ValueTask(MarkDurablyAsync(first, last, period));
     }
 
     // Caller holds _sync.

@@ -25,6 +25,12 @@ public sealed class TieredDiffStore : DiffStore
     private TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Exception? _flushError;
 
+    // Guarded by _sync: the slot the flusher is writing to the backing store now (-1: none), and what
+    // completes when that write is over. A slot being flushed goes back to the backing store only after
+    // the write, or the stale data could land on the slot's next owner.
+    private long _flushingSlot = -1;
+    private Task _flushingDone = Task.CompletedTask;
+
     /// <summary>Puts up to <paramref name="ramBytes"/> of chunks in memory in front of <paramref name="backing"/>.</summary>
     public TieredDiffStore(DiffStore backing, long ramBytes, BufferPool? pool = null)
         : base(Backing(backing).ChunkSize, backing.Options)
@@ -66,16 +72,29 @@ public sealed class TieredDiffStore : DiffStore
     public override ValueTask<long> AllocateAsync() => _backing.AllocateAsync();
 
     /// <inheritdoc/>
-    public override ValueTask FreeAsync(long slot)
+    public override async ValueTask FreeAsync(long slot)
     {
+        Task? flushing = null;
         lock (_sync)
         {
             if (_ram.Remove(slot, out var chunk))
             {
                 ((IDisposable)chunk.Buffer).Dispose();
+                if (_ram.Count == 0)
+                {
+                    _idle.TrySetResult();
+                }
+            }
+            if (_flushingSlot == slot)
+            {
+                flushing = _flushingDone;
             }
         }
-        return _backing.FreeAsync(slot);
+        if (flushing is not null)
+        {
+            await flushing.ConfigureAwait(false);
+        }
+        await _backing.FreeAsync(slot).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -205,9 +224,27 @@ public sealed class TieredDiffStore : DiffStore
 
     private async Task FlushOneAsync(long slot, PooledBuffer scratch)
     {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            await FlushSlotAsync(slot, scratch, done.Task).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_sync)
+            {
+                _flushingSlot = -1;
+            }
+            done.SetResult();
+        }
+    }
+
+    private async Task FlushSlotAsync(long slot, PooledBuffer scratch, Task done)
+    {
         while (true)
         {
             int version;
+            RamChunk copied;
             lock (_sync)
             {
                 if (!_ram.TryGetValue(slot, out var chunk))
@@ -216,6 +253,9 @@ public sealed class TieredDiffStore : DiffStore
                 }
                 chunk.Buffer.Span.CopyTo(scratch.Span);
                 version = chunk.Version;
+                copied = chunk;
+                _flushingSlot = slot;
+                _flushingDone = done;
             }
             try
             {
@@ -223,15 +263,20 @@ public sealed class TieredDiffStore : DiffStore
             }
             catch (Exception e) when (e is IOException or ObjectDisposedException)
             {
-                // Keep the chunk in RAM (reads still work) and fail later writes and flushes.
-                _flushError ??= e;
+                // Keep the chunk in RAM (reads still work) and fail later writes and flushes; a flush
+                // waiting for the RAM to drain wakes up to report the error.
+                lock (_sync)
+                {
+                    _flushError ??= e;
+                    _idle.TrySetResult();
+                }
                 return;
             }
             lock (_sync)
             {
-                if (!_ram.TryGetValue(slot, out var chunk))
+                if (!_ram.TryGetValue(slot, out var chunk) || !ReferenceEquals(chunk, copied))
                 {
-                    return;
+                    return; // freed while it was being written
                 }
                 if (chunk.Version != version)
                 {
