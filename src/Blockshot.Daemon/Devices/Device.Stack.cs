@@ -75,7 +75,8 @@ internal sealed partial class Device
             throw new ControlException(ControlErrorCodes.InUse,
                 $"device {Name} has snapshots or change tracking, which stay bound to its image; destroy them (and cbt detach) first");
         }
-        var (top, nodes) = Build(filters, PinnedTop);
+        // With nothing pinned, the user's filters go straight over the new leaf.
+        var (top, nodes) = Build(filters, _cbw is null && _tracker is null ? leaf : PinnedTop);
         Slot.Replace(top);
         _retired.AddRange(_nodes);
         _nodes = nodes;
