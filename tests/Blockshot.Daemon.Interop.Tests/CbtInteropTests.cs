@@ -82,6 +82,8 @@ public class CbtInteropTests
                 File.Copy(image, dir.File("before.raw"), overwrite: true);
 
                 using var fio = Process.Start(Run.Info("fio", Fio.VerifyingWrites(daemon.Uri("disk"), "kill", Size, runtimeSeconds: 30, rate: "4m")))!;
+                // However the round ends, fio must not outlive it.
+                using var reaper = new ProcessReaper(fio);
                 fio.StandardInput.Close();
                 // Once fio's writes flow (marks in the new period), kill at a random point among them.
                 var clock = Stopwatch.StartNew();
@@ -150,5 +152,18 @@ public class CbtInteropTests
             }
         }
         return changed;
+    }
+
+    /// <summary>Kills a child process tree on dispose unless it has exited.</summary>
+    private sealed class ProcessReaper(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit(10_000);
+            }
+        }
     }
 }

@@ -280,30 +280,42 @@ public class ProtocolTests
         await using var c = await RawNbdClient.ConnectAsync(fx.SocketPath);
         await c.HandshakeAsync("disk");
         const int Count = 500;
+        // Replies are read while requests are still being sent, as a real client does: a client that sends
+        // everything before reading anything can fill the server's socket with replies and stall both sides.
+        var seen = new HashSet<ulong>();
+        var writeReplies = Task.Run(async () =>
+        {
+            for (var i = 0; i < Count; i++)
+            {
+                var (error, cookie) = await c.ReadSimpleReplyAsync();
+                Assert.Equal(0u, error);
+                Assert.True(seen.Add(cookie), $"cookie {cookie} answered twice");
+            }
+        });
         for (var i = 0; i < Count; i++)
         {
             var payload = Patterns.Make(4096, i * 4096L, i);
             await c.SendRequestAsync(NbdCommand.Write, 0, (ulong)i, (ulong)(i * 4096L), 4096, payload);
         }
-        var seen = new HashSet<ulong>();
-        for (var i = 0; i < Count; i++)
+        await writeReplies;
+        var readSeen = new HashSet<ulong>();
+        var readReplies = Task.Run(async () =>
         {
-            var (error, cookie) = await c.ReadSimpleReplyAsync();
-            Assert.Equal(0u, error);
-            Assert.True(seen.Add(cookie), $"cookie {cookie} answered twice");
-        }
+            for (var i = 0; i < Count; i++)
+            {
+                var (done, type, cookie, payload) = await c.ReadChunkAsync();
+                Assert.True(done);
+                Assert.Equal(NbdReplyType.OffsetData, type);
+                Assert.True(readSeen.Add(cookie), $"cookie {cookie} answered twice");
+                var index = (int)cookie - 1000;
+                Assert.Equal(-1, Patterns.FirstDifference(Patterns.Make(4096, index * 4096L, index), payload.AsSpan(8)));
+            }
+        });
         for (var i = 0; i < Count; i++)
         {
             await c.SendRequestAsync(NbdCommand.Read, 0, (ulong)(1000 + i), (ulong)(i * 4096L), 4096);
         }
-        for (var i = 0; i < Count; i++)
-        {
-            var (done, type, cookie, payload) = await c.ReadChunkAsync();
-            Assert.True(done);
-            Assert.Equal(NbdReplyType.OffsetData, type);
-            var index = (int)cookie - 1000;
-            Assert.Equal(-1, Patterns.FirstDifference(Patterns.Make(4096, index * 4096L, index), payload.AsSpan(8)));
-        }
+        await readReplies;
     }
 
     /// <summary>

@@ -45,7 +45,10 @@ internal sealed partial class NbdConnection
                 }
                 if (batch.Count == 0)
                 {
-                    Volatile.Write(ref _senderScheduled, 0);
+                    // A full fence, not a release write: the emptiness check below must not be read before
+                    // this store is visible, or a producer that saw the flag still set would not wake us,
+                    // and its reply would wait forever.
+                    Interlocked.Exchange(ref _senderScheduled, 0);
                     if (!_replies.IsEmpty && Interlocked.Exchange(ref _senderScheduled, 1) == 0)
                     {
                         continue;
