@@ -61,8 +61,16 @@ for project in tests/*/*.Tests.csproj; do
   timeout 1800 dotnet test "$project" -c Release --no-build --nologo \
     --blame-hang-timeout 10m \
     --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
-    --results-directory "$results" || true
-  [ -f "$results/$name.trx" ] || { echo "FAILED: $name produced no results (crashed?)" >&2; failures=$((failures + 1)); }
+    --results-directory "$results"
+  rc=$?
+  if [ ! -f "$results/$name.trx" ]; then
+    echo "FAILED: $name produced no results (crashed?)" >&2
+    failures=$((failures + 1))
+  elif [ "$rc" -ne 0 ] && grep -q '<Counters [^>]*failed="0"' "$results/$name.trx"; then
+    # A run that hung or whose host crashed can leave a results file with no failed test in it.
+    echo "FAILED: $name: the test run was aborted (exit $rc); see the hang dump and sequence file in $results" >&2
+    failures=$((failures + 1))
+  fi
 done
 
 # 5. The benchmark harness's own unit tests.
