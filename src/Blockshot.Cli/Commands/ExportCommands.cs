@@ -58,15 +58,19 @@ internal static class ExportCommands
             {
                 Printer.Json(info, ProtocolJsonContext.Default.ExportInfo);
             }
-            else if (info.LoopDevice is { } loopDevice)
-            {
-                // The device path alone on stdout, for scripts (dev=$(blockshot export add ... --loop)); the sentence on stderr.
-                await Console.Error.WriteLineAsync($"exported device {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}): {Where(info)}").ConfigureAwait(false);
-                Printer.Line(loopDevice);
-            }
             else
             {
-                Printer.Line($"exported device {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(Where(info) is { } where ? ": " + where : "")}");
+                var sentence = $"exported device {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(Where(info) is { } where ? ": " + where : "")}";
+                if (info.LoopDevice is { } loopDevice)
+                {
+                    // The device path alone on stdout, for scripts (dev=$(blockshot export add ... --loop)); the sentence on stderr.
+                    await Console.Error.WriteLineAsync(sentence).ConfigureAwait(false);
+                    Printer.Line(loopDevice);
+                }
+                else
+                {
+                    Printer.Line(sentence);
+                }
             }
             return ExitCodes.Success;
         }));

@@ -24,8 +24,8 @@ internal sealed partial class Device
     /// <summary>The copy-before-write filter with its storage, while the device has snapshots.</summary>
     public CbwAttachment? Cbw => Volatile.Read(ref _cbw);
 
-    /// <summary>The node the user's filters are built over: CBW, else the tracker, else the leaf.</summary>
-    private BlockNode PinnedTop => (BlockNode?)_cbw?.Filter ?? (BlockNode?)_tracker?.Tracker ?? _leaf;
+    /// <summary>The node the user's filters are built over: CBW, else the tracker, else <paramref name="leaf"/>.</summary>
+    private BlockNode PinnedTopOver(BlockNode leaf) => (BlockNode?)_cbw?.Filter ?? (BlockNode?)_tracker?.Tracker ?? leaf;
 
     /// <summary>Refuses an operation that would put another leaf under the pinned filters.</summary>
     public void ThrowIfPinned(string operation)

@@ -75,8 +75,7 @@ internal sealed partial class Device
             throw new ControlException(ControlErrorCodes.InUse,
                 $"device {Name} has snapshots or change tracking, which stay bound to its image; destroy them (and cbt detach) first");
         }
-        // With nothing pinned, the user's filters go straight over the new leaf.
-        var (top, nodes) = Build(filters, _cbw is null && _tracker is null ? leaf : PinnedTop);
+        var (top, nodes) = Build(filters, PinnedTopOver(leaf));
         Slot.Replace(top);
         _retired.AddRange(_nodes);
         _nodes = nodes;

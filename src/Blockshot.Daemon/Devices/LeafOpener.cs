@@ -18,26 +18,13 @@ internal static class LeafOpener
         {
             return DiskImage.Probe(path);
         }
-        catch (ImageOpenException e) when (e.Reason is not (ImageOpenError.NotFound or ImageOpenError.PermissionDenied))
-        {
-            // Unreadable here (a directory, say): the driver says exactly why.
-            return "raw";
-        }
-        catch (ImageOpenException e)
+        catch (ImageOpenException e) when (e.Reason is ImageOpenError.NotFound or ImageOpenError.PermissionDenied)
         {
             throw Translate(e);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new ControlException(ControlErrorCodes.NotFound, $"{path} does not exist", e);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            throw new ControlException(ControlErrorCodes.PermissionDenied, $"permission denied reading {path}", e);
-        }
         catch (IOException)
         {
-            // Unreadable here (a directory, say): the driver says exactly why.
+            // Unreadable here (a directory, say): opening it as raw says exactly why.
             return "raw";
         }
     }
