@@ -27,12 +27,13 @@ internal sealed partial class NbdConnection
                 return "client sent disconnect";
             }
 
-            var payload = request.Command is NbdCommand.Read or NbdCommand.Write ? request.Length : 0;
+            var (error, message) = Check(request, export, maxLength);
+            // A refused request holds no payload buffer, so it spends none of the budget.
+            var payload = error == 0 && request.Command is (NbdCommand.Read or NbdCommand.Write) ? request.Length : 0;
             var lane = await AcquireLaneAsync(payload).ConfigureAwait(false);
             try
             {
                 lane.Request = request;
-                var (error, message) = Check(request, export, maxLength);
                 lane.PresetError = error;
                 lane.PresetMessage = message;
                 if (request.Command == NbdCommand.Write)
