@@ -13,10 +13,10 @@ internal static class Program
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(Commands.Image.ImageCommand.Create());
-        root.Subcommands.Add(DaemonCommand.Create());
+        root.Subcommands.Add(ClientOptions.AddControlTo(DaemonCommand.Create()));
         foreach (var client in new[] { DeviceCommands.Create(), ExportCommands.Create(), FilterCommands.Create(), JobCommands.Create(), MirrorCommand.Create(), EventsCommand.Create(), SnapshotCommands.Create(), CbtCommands.Create() })
         {
-            root.Subcommands.Add(client);
+            root.Subcommands.Add(ClientOptions.AddToClient(client));
         }
         ClientOptions.AddTo(root);
         return await CommandRunner.RunAsync(root, args).ConfigureAwait(false);

@@ -60,7 +60,7 @@ internal static class DaemonCommand
             {
                 throw new CliException(e.Message, ExitCodes.Usage, e);
             }
-            var control = parse.GetValue(ClientOptions.Control) is { Length: > 0 } flag ? flag
+            var control = ClientOptions.GivenControl(parse) is { } flag ? flag
                 : loaded.Control ?? (Environment.GetEnvironmentVariable(ClientOptions.ControlVariable) is { Length: > 0 } env ? env : DaemonOptions.DefaultControlPath);
             var options = new DaemonOptions
             {
