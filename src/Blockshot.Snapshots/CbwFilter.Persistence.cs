@@ -13,6 +13,9 @@ public sealed partial class CbwFilter
     private ExceptionLog? _log;
     private SnapshotPersistence? _persistence;
     private volatile bool _writesSinceHeartbeat;
+    private long _heartbeatTicks;
+    private long _renewAfterTicks = long.MaxValue;
+    private readonly SemaphoreSlim _renewGate = new(1, 1);
     private CancellationTokenSource? _heartbeatStop;
     private Task? _heartbeat;
 
@@ -37,7 +40,8 @@ public sealed partial class CbwFilter
             var identity = persistence.Identity?.Invoke() ?? DeviceIdentity.Unknown;
             var problem = header is null ? null : Verdict(header, filter, identity, persistence);
             await filter.RestoreAsync(records, problem).ConfigureAwait(false);
-            log.WriteHeader(ExceptionLog.HeaderFor(filter.ChunkSize, filter.OriginSize, clean: false, DeviceIdentity.Unknown));
+            filter._renewAfterTicks = persistence.Lease.Ticks / 2;
+            filter.WriteHeartbeat(log);
         }
         catch
         {
@@ -91,8 +95,7 @@ public sealed partial class CbwFilter
         {
             return "the snapshots were not closed cleanly and the device cannot show whether anything wrote it since";
         }
-        var slack = (2 * persistence.Heartbeat.Ticks) + TimeSpan.TicksPerSecond;
-        return now.ModifiedTicks > header.HeartbeatTicks + slack
+        return now.ModifiedTicks > header.HeartbeatTicks + persistence.Lease.Ticks
             ? "the snapshots were not closed cleanly and the device was modified afterwards"
             : null;
     }
@@ -222,7 +225,7 @@ public sealed partial class CbwFilter
                     if (_writesSinceHeartbeat && _log is { Problem: null } log)
                     {
                         _writesSinceHeartbeat = false;
-                        log.WriteHeader(ExceptionLog.HeaderFor(ChunkSize, OriginSize, clean: false, DeviceIdentity.Unknown));
+                        WriteHeartbeat(log);
                     }
                 }
             }
@@ -235,6 +238,42 @@ public sealed partial class CbwFilter
                 // The log's disk failed; the stale heartbeat will mark the snapshots unprovable after a restart.
             }
         }, CancellationToken.None);
+    }
+
+    /// <summary>True when a write must renew the heartbeat before it reaches the origin.</summary>
+    private bool HeartbeatIsStale => DateTime.UtcNow.Ticks - Volatile.Read(ref _heartbeatTicks) > _renewAfterTicks;
+
+    /// <summary>Records durably that the origin is protected as of now (an unclean, current header).</summary>
+    private void WriteHeartbeat(ExceptionLog log)
+    {
+        var header = ExceptionLog.HeaderFor(ChunkSize, OriginSize, clean: false, DeviceIdentity.Unknown);
+        log.WriteHeader(header);
+        Volatile.Write(ref _heartbeatTicks, header.HeartbeatTicks);
+    }
+
+    /// <summary>
+    /// Renews a stale heartbeat before a write goes on (the first write after an idle spell, or when a
+    /// loaded machine starved the timer), so the write cannot look foreign after an unclean stop.
+    /// </summary>
+    private async Task RenewHeartbeatAsync()
+    {
+        await _renewGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (HeartbeatIsStale && _log is { Problem: null } log)
+            {
+                await Task.Run(() => WriteHeartbeat(log)).ConfigureAwait(false);
+            }
+        }
+        catch (IOException)
+        {
+            // The log's disk failed: the write goes on, and after an unclean stop the stale heartbeat
+            // makes the snapshots come back failed (unprovable), never wrong.
+        }
+        finally
+        {
+            _renewGate.Release();
+        }
     }
 
     private async Task StopHeartbeatAsync()

@@ -165,9 +165,24 @@ public sealed partial class CbwFilter : FilterNode
             return default;
         }
         _writesSinceHeartbeat = true;
+        if (HeartbeatIsStale)
+        {
+            return RenewThenProtectAsync(offset, length);
+        }
         var first = offset >> _chunkShift;
         var last = (offset + length - 1) >> _chunkShift;
         return _covered.AllSet(first, last) ? default : CopyChunksAsync(first, last);
+    }
+
+    private async ValueTask RenewThenProtectAsync(long offset, long length)
+    {
+        await RenewHeartbeatAsync().ConfigureAwait(false);
+        var first = offset >> _chunkShift;
+        var last = (offset + length - 1) >> _chunkShift;
+        if (!_covered.AllSet(first, last))
+        {
+            await CopyChunksAsync(first, last).ConfigureAwait(false);
+        }
     }
 
     internal long ChunkOffset(long chunk) => chunk << _chunkShift;

@@ -13,4 +13,12 @@ public sealed record SnapshotPersistence
 
     /// <summary>How often, while writes flow, the log records that the origin is still protected.</summary>
     public TimeSpan Heartbeat { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long a heartbeat vouches for the origin's writes: after an unclean stop, an origin modified
+    /// later than its last heartbeat plus this was written by someone else. A write never reaches the
+    /// origin under a heartbeat older than half of it (the write renews it first), so a slow machine
+    /// cannot make a protected write look foreign.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(10);
 }

@@ -72,7 +72,7 @@ public class ServeQcow2CrashTests(ITestOutputHelper output)
 
     /// <summary>
     /// Sends batches of non-overlapping requests (so their order is known), flushing after some batches,
-    /// until the server dies; the server is killed after <paramref name="killAfterMs"/>.
+    /// until the server dies; the server is killed <paramref name="killAfterMs"/> after the first acknowledged flush.
     /// Returns the requests sent and how many a completed flush made durable.
     /// </summary>
     private static async Task<(int Ops, int Durable)> WriteUntilKilledAsync(ServedImage served, DurableModel model, int seed, int killAfterMs)
@@ -80,8 +80,12 @@ public class ServeQcow2CrashTests(ITestOutputHelper output)
         Assert.True(NbdUri.TryParse(served.Uri("disk"), out var uri, out var error), error);
         var node = await NbdClientNode.ConnectAsync(uri!);
         var rng = new Random(seed);
+        // The clock starts at the first acknowledged flush, so every round proves something even when a
+        // loaded machine makes the client slow; the kill still lands at a random point after it.
+        var firstFlush = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var killer = Task.Run(async () =>
         {
+            await Task.WhenAny(firstFlush.Task, Task.Delay(TimeSpan.FromSeconds(60)));
             await Task.Delay(killAfterMs);
             Assert.Equal(0, kill(served.Pid, 9));
         });
@@ -107,6 +111,7 @@ public class ServeQcow2CrashTests(ITestOutputHelper output)
                 {
                     await node.FlushAsync();
                     durable += model.Flushed();
+                    firstFlush.TrySetResult();
                 }
             }
         }

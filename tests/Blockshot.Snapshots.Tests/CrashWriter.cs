@@ -43,7 +43,7 @@ public static class CrashWriter
         return 0;
     }
 
-    public static async Task<CbwFilter> OpenAsync(string originPath, string storePath, string logPath)
+    public static async Task<CbwFilter> OpenAsync(string originPath, string storePath, string logPath, TimeSpan? lease = null)
     {
         var origin = RawFileNode.Open(originPath);
         var store = new NodeDiffStore(RawFileNode.Open(storePath), ChunkSize, new DiffStoreOptions());
@@ -52,6 +52,7 @@ public static class CrashWriter
             LogPath = logPath,
             Identity = () => DeviceIdentity.Of(originPath),
             Heartbeat = TimeSpan.FromMilliseconds(100),
+            Lease = lease ?? TimeSpan.FromSeconds(10),
         });
     }
 }

@@ -103,6 +103,65 @@ public class PersistenceTests
     }
 
     [Fact]
+    public async Task A_write_after_an_idle_spell_renews_the_heartbeat_before_it_reaches_the_origin()
+    {
+        // The timer only beats while writes flow; a stop right after the first write that follows a
+        // long idle spell must not make that (protected) write look like someone else's.
+        using var dir = new TempDir();
+        var f = Prepare(dir);
+        var lease = TimeSpan.FromMilliseconds(600);
+        var filter = await CrashWriter.OpenAsync(f.Origin, f.Store, f.Log, lease);
+        var s = await filter.AddSnapshotAsync("a");
+        var view = await Rig.ReadAllAsync(s.Image);
+        await filter.WriteAsync(4 << 20, Patterns.Make(200_000, 4 << 20, 9), IoFlags.None);
+        await Task.Delay(lease * 3);
+        // The chunks are copied already: nothing but the renewal stands between this write and the origin.
+        await filter.WriteAsync(4 << 20, Patterns.Make(200_000, 4 << 20, 10), IoFlags.None);
+        await CloseAsync(filter, clean: false);
+
+        filter = await CrashWriter.OpenAsync(f.Origin, f.Store, f.Log, lease);
+        try
+        {
+            var again = Assert.Single(filter.Snapshots);
+            Assert.True(again.State == SnapshotState.Active, again.FailureReason);
+            Assert.Equal(-1, Patterns.FirstDifference(view, await Rig.ReadAllAsync(again.Image)));
+        }
+        finally
+        {
+            await CloseAsync(filter, clean: false);
+        }
+    }
+
+    [Fact]
+    public async Task An_origin_written_after_an_unclean_stop_and_the_lease_brings_the_snapshots_back_failed()
+    {
+        using var dir = new TempDir();
+        var f = Prepare(dir);
+        var lease = TimeSpan.FromMilliseconds(300);
+        var filter = await CrashWriter.OpenAsync(f.Origin, f.Store, f.Log, lease);
+        await filter.AddSnapshotAsync("a");
+        await filter.WriteAsync(0, Patterns.Make(4096, 0, 3), IoFlags.None);
+        await CloseAsync(filter, clean: false);
+        await Task.Delay(lease * 3);
+        await using (var w = File.OpenWrite(f.Origin))
+        {
+            w.Position = 8192;
+            w.WriteByte(0xCD);
+        }
+        filter = await CrashWriter.OpenAsync(f.Origin, f.Store, f.Log, lease);
+        try
+        {
+            var s = Assert.Single(filter.Snapshots);
+            Assert.Equal(SnapshotState.Failed, s.State);
+            Assert.Contains("modified afterwards", s.FailureReason);
+        }
+        finally
+        {
+            await CloseAsync(filter, clean: false);
+        }
+    }
+
+    [Fact]
     public async Task A_killed_writer_never_leaves_the_snapshot_wrong()
     {
         using var dir = new TempDir();
