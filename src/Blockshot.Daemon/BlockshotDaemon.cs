@@ -47,7 +47,6 @@ public sealed class BlockshotDaemon : IAsyncDisposable
         IExportProvider[] providers = [_nbdExports, _fuseExports];
         Registry = new Registry(_events, _jobs, providers, _logger)
         {
-            Nbd = _nbd,
             State = new SnapshotSets.PersistentState(options.StatePath ?? Path.Combine(Path.GetDirectoryName(options.ControlPath) ?? "/", "snapshots.json")),
         };
         var dispatcher = new RpcDispatcher(_logger);

@@ -16,15 +16,7 @@ internal sealed partial class Registry
     public async Task<ExportInfo> AddExportAsync(string deviceName, string type, string? name, bool readOnly, string? description,
         string? path = null, bool loop = false)
     {
-        if (!_providers.TryGetValue(type, out var provider))
-        {
-            throw new ControlException(ControlErrorCodes.InvalidParams,
-                $"unknown export type '{type}' (known: {string.Join(", ", _providers.Keys.Order(StringComparer.Ordinal))})");
-        }
-        if (provider.UnavailableReason is { } reason)
-        {
-            throw new ControlException(ControlErrorCodes.NotAvailable, $"{type} exports are not available in this build: {reason}");
-        }
+        var provider = ProviderFor(type);
         ExportInfo info;
         await _lock.WaitAsync().ConfigureAwait(false);
         try
@@ -38,7 +30,7 @@ internal sealed partial class Registry
                 throw new ControlException(ControlErrorCodes.AlreadyExists, $"an export named {exportName} exists");
             }
             var request = new ExportRequest(exportName, type, readOnly || device.Spec.ReadOnly, description, path, loop);
-            var handle = await provider.StartAsync(request, device).ConfigureAwait(false);
+            var handle = await provider.StartAsync(request, device.Slot).ConfigureAwait(false);
             var record = new ExportRecord(request, deviceName, handle, provider);
             _exports.Add(exportName, record);
             device.AddExport(exportName);
@@ -92,6 +84,21 @@ internal sealed partial class Registry
         {
             _lock.Release();
         }
+    }
+
+    /// <summary>The provider of export type <paramref name="type"/>; unknown and unavailable types are refused.</summary>
+    private IExportProvider ProviderFor(string type)
+    {
+        if (!_providers.TryGetValue(type, out var provider))
+        {
+            throw new ControlException(ControlErrorCodes.InvalidParams,
+                $"unknown export type '{type}' (known: {string.Join(", ", _providers.Keys.Order(StringComparer.Ordinal))})");
+        }
+        if (provider.UnavailableReason is { } reason)
+        {
+            throw new ControlException(ControlErrorCodes.NotAvailable, $"{type} exports are not available in this build: {reason}");
+        }
+        return provider;
     }
 
     private async Task<string> RemoveExportLockedAsync(string name)

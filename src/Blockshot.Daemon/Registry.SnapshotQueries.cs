@@ -1,16 +1,12 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Blockshot.Core;
 using Blockshot.Daemon.Events;
-using Blockshot.Daemon.Exports;
 using Blockshot.Daemon.Protocol;
 using Blockshot.Daemon.SnapshotSets;
-using Blockshot.Nbd;
 using Blockshot.Snapshots;
 
 namespace Blockshot.Daemon;
 
-/// <summary>Snapshot sets: list, describe, export, destroy.</summary>
+/// <summary>Snapshot sets: list, describe, destroy.</summary>
 internal sealed partial class Registry
 {
     public async Task<IReadOnlyList<SnapshotInfo>> ListSnapshotsAsync()
@@ -97,58 +93,6 @@ internal sealed partial class Registry
         _events.Publish(EventNames.SnapshotDestroyed, new JsonObject { ["name"] = name, ["devices"] = new JsonArray([.. destroyed.Select(d => JsonValue.Create(d))]) });
     }
 
-    /// <summary>Exports one device's snapshot over NBD, with its copy-order and dirty-bitmap contexts.</summary>
-    public async Task<ExportInfo> ExportSnapshotAsync(string name, string deviceName, string? exportName, bool readOnly, string? bitmap, string? description)
-    {
-        var server = Nbd ?? throw new ControlException(ControlErrorCodes.NotAvailable, "snapshot exports need the daemon's NBD server");
-        exportName ??= $"{deviceName}.{name}";
-        CheckName(exportName, "export");
-        if (bitmap is not null)
-        {
-            CheckName(bitmap, "bitmap");
-        }
-        ExportInfo info;
-        await _snapshotLock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            var member = FindSetLocked(name).Members.FirstOrDefault(m => m.Device.Name == deviceName)
-                ?? throw new ControlException(ControlErrorCodes.NotFound, $"snapshot {name} has no device named {deviceName}");
-            if (member.Snapshot.State != SnapshotState.Active)
-            {
-                throw new ControlException(ControlErrorCodes.InvalidState,
-                    $"snapshot {name} of {deviceName} is {member.Snapshot.State.ToString().ToLowerInvariant()}: {member.Snapshot.FailureReason}");
-            }
-            var node = new SnapshotExportNode(member.Snapshot.Image, member.Bitmap, bitmap ?? DirtyBitmapView.DefaultName);
-            var slot = new Slot(node, readOnly, exportName);
-            await _lock.WaitAsync().ConfigureAwait(false);
-            try
-            {
-                ThrowIfClosing();
-                if (_exports.ContainsKey(exportName))
-                {
-                    throw new ControlException(ControlErrorCodes.AlreadyExists, $"an export named {exportName} exists");
-                }
-                var request = new ExportRequest(exportName, "nbd", readOnly, description ?? $"snapshot {name} of {deviceName}");
-                server.AddExport(new NbdExport(exportName, slot, readOnly, request.Description));
-                var record = new ExportRecord(request, deviceName, new SnapshotExportHandle(server, exportName, slot), _providers["nbd"]);
-                _exports.Add(exportName, record);
-                _snapshotExports.Add(exportName, member);
-                member.Device.AddExport(exportName);
-                info = record.ToInfo();
-            }
-            finally
-            {
-                _lock.Release();
-            }
-        }
-        finally
-        {
-            _snapshotLock.Release();
-        }
-        _events.Publish(EventNames.ExportAdded, new JsonObject { ["export"] = JsonSerializer.SerializeToNode(info, ProtocolJsonContext.Default.ExportInfo) });
-        return info;
-    }
-
     // Caller holds _snapshotLock.
     private SnapshotSetRecord FindSetLocked(string name) =>
         _sets.TryGetValue(name, out var set) ? set : throw new ControlException(ControlErrorCodes.NotFound, $"no snapshot named {name}");
@@ -205,20 +149,4 @@ internal sealed partial class Registry
         OverflowPolicy.Wait => "wait",
         _ => "break-snapshot",
     };
-
-    private sealed class SnapshotExportHandle(NbdServer server, string name, Slot slot) : IExportHandle
-    {
-        public int Clients => server.ClientsOf(name);
-
-        // Snapshot exports are NBD only: no file, no loop device.
-        public string? Path => null;
-
-        public string? LoopDevice => null;
-
-        public async Task StopAsync()
-        {
-            await server.RemoveExportAsync(name).ConfigureAwait(false);
-            await slot.DisposeAsync().ConfigureAwait(false);
-        }
-    }
 }

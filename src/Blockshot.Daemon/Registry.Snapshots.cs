@@ -6,7 +6,6 @@ using Blockshot.Daemon.Devices;
 using Blockshot.Daemon.Events;
 using Blockshot.Daemon.Protocol;
 using Blockshot.Daemon.SnapshotSets;
-using Blockshot.Nbd;
 using Blockshot.Snapshots;
 
 namespace Blockshot.Daemon;
@@ -25,9 +24,6 @@ internal sealed partial class Registry
 
     // Export name → the snapshot it serves. Guarded by _lock (exports come and go under it).
     private readonly Dictionary<string, SnapshotMember> _snapshotExports = new(StringComparer.Ordinal);
-
-    /// <summary>The NBD server snapshot exports are added to (null: snapshot exports are unavailable).</summary>
-    public NbdServer? Nbd { get; init; }
 
     /// <summary>Where devices with persistent snapshots are recorded (null: persistence is unavailable).</summary>
     public PersistentState? State { get; init; }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Blockshot.Fuse;
+using static Blockshot.Daemon.Interop.Tests.Mounts;
 
 namespace Blockshot.Daemon.Interop.Tests;
 
@@ -169,8 +170,4 @@ public class FuseInteropTests
         Assert.True(MountedAt(file), $"{file} is not mounted after export add");
         return loop;
     }
-
-    /// <summary>True when /proc/self/mountinfo has a mount whose mount point is <paramref name="path"/>.</summary>
-    private static bool MountedAt(string path) =>
-        File.ReadLines("/proc/self/mountinfo").Any(line => line.Split(' ') is { Length: > 4 } fields && fields[4] == path);
 }

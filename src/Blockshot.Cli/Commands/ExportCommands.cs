@@ -20,27 +20,14 @@ internal static class ExportCommands
     private static Command Add()
     {
         var device = new Argument<string>("DEVICE") { Description = "Device to export" };
-        var type = new Option<string>("--type", "-t") { Description = "Export type: nbd or fuse", DefaultValueFactory = _ => "nbd" };
-        type.AcceptOnlyFromAmong("nbd", "fuse");
+        var type = TypeOption();
         var name = new Option<string?>("--name", "-x") { Description = "Export name (default: the device name)" };
         var readOnly = new Option<bool>("--read-only", "-r") { Description = "Refuse writes" };
         var description = new Option<string?>("--description", "-D") { Description = "Description shown to clients" };
         var path = new Option<string?>("--path", "-p") { Description = "fuse: the regular file to mount the device on (created if missing)" };
         var loop = new Option<bool>("--loop") { Description = "fuse: attach a loop device to the file and print /dev/loopN" };
         var command = new Command("add", "Export a device") { device, type, name, readOnly, description, path, loop };
-        command.Validators.Add(result =>
-        {
-            // The raw token: GetValue would throw for a type AcceptOnlyFromAmong already refused.
-            var isFuse = result.GetResult(type)?.Tokens is [.., { Value: "fuse" }];
-            if (isFuse && result.GetValue(path) is null)
-            {
-                result.AddError("--type fuse needs --path FILE: the regular file to mount the device on");
-            }
-            if (!isFuse && (result.GetValue(path) is not null || result.GetValue(loop)))
-            {
-                result.AddError("--path and --loop apply to --type fuse only");
-            }
-        });
+        command.Validators.Add(result => CheckFuseOptions(result, type, path, loop));
         command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
         {
             var info = await client.CallAsync("export.add", new JsonObject
@@ -60,17 +47,9 @@ internal static class ExportCommands
             }
             else
             {
-                var sentence = $"exported device {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(Where(info) is { } where ? ": " + where : "")}";
-                if (info.LoopDevice is { } loopDevice)
-                {
-                    // The device path alone on stdout, for scripts (dev=$(blockshot export add ... --loop)); the sentence on stderr.
-                    await Console.Error.WriteLineAsync(sentence).ConfigureAwait(false);
-                    Printer.Line(loopDevice);
-                }
-                else
-                {
-                    Printer.Line(sentence);
-                }
+                await SayAsync(info,
+                    $"exported device {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(Where(info) is { } where ? ": " + where : "")}")
+                    .ConfigureAwait(false);
             }
             return ExitCodes.Success;
         }));
@@ -112,8 +91,52 @@ internal static class ExportCommands
         return command;
     }
 
+    /// <summary>The <c>--type nbd|fuse</c> option of <c>export add</c> and <c>snapshot export</c>.</summary>
+    public static Option<string> TypeOption()
+    {
+        var type = new Option<string>("--type", "-t") { Description = "Export type: nbd or fuse", DefaultValueFactory = _ => "nbd" };
+        type.AcceptOnlyFromAmong("nbd", "fuse");
+        return type;
+    }
+
+    /// <summary>True when the command line asks for <c>--type fuse</c>.</summary>
+    public static bool IsFuse(System.CommandLine.Parsing.CommandResult result, Option<string> type) =>
+        // The raw token: GetValue would throw for a type AcceptOnlyFromAmong already refused.
+        result.GetResult(type)?.Tokens is [.., { Value: "fuse" }];
+
+    /// <summary>FUSE needs <c>--path</c>; <c>--path</c> and <c>--loop</c> belong to FUSE only.</summary>
+    public static void CheckFuseOptions(System.CommandLine.Parsing.CommandResult result, Option<string> type, Option<string?> path, Option<bool> loop)
+    {
+        var isFuse = IsFuse(result, type);
+        if (isFuse && result.GetValue(path) is null)
+        {
+            result.AddError("--type fuse needs --path FILE: the regular file to mount on");
+        }
+        if (!isFuse && (result.GetValue(path) is not null || result.GetValue(loop)))
+        {
+            result.AddError("--path and --loop apply to --type fuse only");
+        }
+    }
+
+    /// <summary>
+    /// Says what was exported. With a loop device, the device path goes alone on stdout, for scripts
+    /// (<c>dev=$(blockshot export add ... --loop)</c>), and the sentence on stderr.
+    /// </summary>
+    public static async Task SayAsync(ExportInfo info, string sentence)
+    {
+        if (info.LoopDevice is { } loopDevice)
+        {
+            await Console.Error.WriteLineAsync(sentence).ConfigureAwait(false);
+            Printer.Line(loopDevice);
+        }
+        else
+        {
+            Printer.Line(sentence);
+        }
+    }
+
     /// <summary>Where clients find an export: the NBD URI, or the FUSE file and its loop device.</summary>
-    private static string? Where(ExportInfo e) => e.Path is { } file
+    public static string? Where(ExportInfo e) => e.Path is { } file
         ? file + (e.LoopDevice is { } loop ? $" (loop device {loop})" : "")
         : e.Uri;
 }

@@ -149,19 +149,34 @@ internal static class SnapshotCommands
     {
         var name = new Argument<string>("SNAPSHOT") { Description = "Snapshot (set) name" };
         var device = new Option<string>("--device", "-d") { Description = "The device whose snapshot to export", Required = true };
+        var type = ExportCommands.TypeOption();
         var exportName = new Option<string?>("--name", "-x") { Description = "Export name (default: DEVICE.SNAPSHOT)" };
-        var readOnly = new Option<bool>("--read-only", "-r") { Description = "Refuse writes and trims (otherwise trims of a read-only snapshot discard chunks: read-once)" };
-        var bitmap = new Option<string?>("--bitmap") { Description = "Name of the dirty bitmap offered as qemu:dirty-bitmap:NAME (default blockshot-cbt)" };
-        var command = new Command("export", "Export a device's snapshot over NBD") { name, device, exportName, readOnly, bitmap };
+        var readOnly = new Option<bool>("--read-only", "-r") { Description = "Refuse writes and trims (otherwise NBD trims of a read-only snapshot discard chunks: read-once)" };
+        var bitmap = new Option<string?>("--bitmap") { Description = "nbd: name of the dirty bitmap offered as qemu:dirty-bitmap:NAME (default blockshot-cbt)" };
+        var path = new Option<string?>("--path", "-p") { Description = "fuse: the regular file to mount the image on (created if missing)" };
+        var loop = new Option<bool>("--loop") { Description = "fuse: attach a loop device to the file and print /dev/loopN" };
+        var command = new Command("export", "Export a device's snapshot over NBD or FUSE") { name, device, type, exportName, readOnly, bitmap, path, loop };
+        command.Validators.Add(result =>
+        {
+            ExportCommands.CheckFuseOptions(result, type, path, loop);
+            if (ExportCommands.IsFuse(result, type) && result.GetValue(bitmap) is not null)
+            {
+                result.AddError("--bitmap applies to --type nbd only");
+            }
+        });
         command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
         {
             var info = await client.CallAsync("snapshot.export", new JsonObject
             {
                 ["name"] = parse.GetValue(name),
                 ["device"] = parse.GetValue(device),
+                ["type"] = parse.GetValue(type),
                 ["export-name"] = parse.GetValue(exportName),
                 ["read-only"] = parse.GetValue(readOnly),
                 ["bitmap"] = parse.GetValue(bitmap),
+                // The daemon has its own working directory: send the path as the client means it.
+                ["path"] = parse.GetValue(path) is { } file ? Path.GetFullPath(file) : null,
+                ["loop"] = parse.GetValue(loop) ? true : null,
             }, ProtocolJsonContext.Default.ExportInfo, ct).ConfigureAwait(false);
             if (ClientOptions.Json(parse))
             {
@@ -169,7 +184,9 @@ internal static class SnapshotCommands
             }
             else
             {
-                Printer.Line($"exported snapshot {parse.GetValue(name)} of {info.Device} as '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(info.Uri is null ? "" : ": " + info.Uri)}");
+                await ExportCommands.SayAsync(info,
+                    $"exported snapshot {parse.GetValue(name)} of {info.Device} as {info.Type} export '{info.Name}' ({Printer.Mode(info.ReadOnly)}){(ExportCommands.Where(info) is { } where ? ": " + where : "")}")
+                    .ConfigureAwait(false);
             }
             return ExitCodes.Success;
         }));

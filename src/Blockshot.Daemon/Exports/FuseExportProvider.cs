@@ -1,4 +1,4 @@
-using Blockshot.Daemon.Devices;
+using Blockshot.Core;
 using Blockshot.Daemon.Protocol;
 using Blockshot.Fuse;
 using Microsoft.Extensions.Logging;
@@ -6,8 +6,9 @@ using Microsoft.Extensions.Logging;
 namespace Blockshot.Daemon.Exports;
 
 /// <summary>
-/// FUSE exports: a device's slot shown as a regular file at an absolute path, optionally with a loop
-/// device on it. Serving through the slot keeps filter swaps, suspend and reload working under the file.
+/// FUSE exports: a slot (a device's, or one over a snapshot's export node) shown as a regular file at an
+/// absolute path, optionally with a loop device on it. Serving through a device's slot keeps filter swaps,
+/// suspend and reload working under the file.
 /// Every mount is written to <see cref="FuseMountRecords"/> before it is made and removed once it is gone,
 /// so a daemon killed with SIGKILL leaves nothing the next start cannot clean (<see cref="CleanLeftovers"/>).
 /// </summary>
@@ -65,7 +66,7 @@ internal sealed class FuseExportProvider : IExportProvider
         }
     }
 
-    public async Task<IExportHandle> StartAsync(ExportRequest request, Device device)
+    public async Task<IExportHandle> StartAsync(ExportRequest request, Slot slot)
     {
         var path = CheckPath(request.Path);
         Handle handle;
@@ -84,7 +85,7 @@ internal sealed class FuseExportProvider : IExportProvider
             var options = new FuseExportOptions { ReadOnly = request.ReadOnly, Loop = request.Loop };
             try
             {
-                handle.Export = await FuseExport.StartAsync(device.Slot, path, options).ConfigureAwait(false);
+                handle.Export = await FuseExport.StartAsync(slot, path, options).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or TimeoutException or ArgumentException)
             {

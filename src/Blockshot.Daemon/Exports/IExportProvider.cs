@@ -1,4 +1,4 @@
-using Blockshot.Daemon.Devices;
+using Blockshot.Core;
 
 namespace Blockshot.Daemon.Exports;
 
@@ -17,6 +17,9 @@ internal interface IExportProvider
     /// <summary>Where clients find export <paramref name="name"/> right now (e.g. an NBD URI), or null.</summary>
     string? UriOf(string name);
 
-    /// <summary>Starts exporting <paramref name="device"/>'s slot.</summary>
-    Task<IExportHandle> StartAsync(ExportRequest request, Device device);
+    /// <summary>
+    /// Starts exporting <paramref name="slot"/>: a device's slot, or a slot over a snapshot's export node.
+    /// The export does not own the slot.
+    /// </summary>
+    Task<IExportHandle> StartAsync(ExportRequest request, Slot slot);
 }

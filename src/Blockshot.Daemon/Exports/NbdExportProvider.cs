@@ -1,4 +1,4 @@
-using Blockshot.Daemon.Devices;
+using Blockshot.Core;
 using Blockshot.Daemon.Protocol;
 using Blockshot.Nbd;
 
@@ -11,7 +11,7 @@ internal sealed class NbdExportProvider(NbdServer server) : IExportProvider
 
     public string? UnavailableReason => null;
 
-    public Task<IExportHandle> StartAsync(ExportRequest request, Device device)
+    public Task<IExportHandle> StartAsync(ExportRequest request, Slot slot)
     {
         if (request.Path is not null || request.Loop)
         {
@@ -20,7 +20,7 @@ internal sealed class NbdExportProvider(NbdServer server) : IExportProvider
         NbdExport export;
         try
         {
-            export = new NbdExport(request.Name, device.Slot, request.ReadOnly, request.Description);
+            export = new NbdExport(request.Name, slot, request.ReadOnly, request.Description);
             server.AddExport(export);
         }
         catch (ArgumentException e)

@@ -51,18 +51,23 @@ internal static class SnapshotMethods
                 return new JsonObject { ["destroyed"] = p.String("name") };
             });
 
-        yield return new("snapshot.export", "Export one device's snapshot over NBD (contexts: base:allocation, blockshot:copy-order, qemu:dirty-bitmap:NAME when tracked)",
+        yield return new("snapshot.export",
+            "Export one device's snapshot over NBD (contexts: base:allocation, blockshot:copy-order, qemu:dirty-bitmap:NAME when tracked) or FUSE (a file, optionally with a loop device)",
             [
                 Name,
                 Req("device", ParamType.String, "the device whose snapshot to export"),
+                Opt("type", ParamType.String, "nbd or fuse", "nbd"),
                 Opt("export-name", ParamType.String, "export name", "DEVICE.NAME"),
-                Opt("read-only", ParamType.Boolean, "refuse writes and trims (without it, trims of a read-only snapshot discard chunks: read-once)", "false"),
-                Opt("bitmap", ParamType.String, "the dirty-bitmap name offered", DirtyBitmapView.DefaultName),
-                Opt("description", ParamType.String, "shown to clients"),
+                Opt("read-only", ParamType.Boolean, "refuse writes and trims (without it, NBD trims of a read-only snapshot discard chunks: read-once; a FUSE file of a read-only snapshot is read-only)", "false"),
+                Opt("bitmap", ParamType.String, "nbd: the dirty-bitmap name offered", DirtyBitmapView.DefaultName),
+                Opt("description", ParamType.String, "shown to clients (NBD)"),
+                Opt("path", ParamType.String, "fuse: the regular file to mount the image on, an absolute path (created if missing)"),
+                Opt("loop", ParamType.Boolean, "fuse: attach a loop device to the file", "false"),
             ],
             "export-info",
-            async (p, _, _) => Json.Of(await r.ExportSnapshotAsync(p.String("name"), p.String("device"), p.OptionalString("export-name"),
-                p.Boolean("read-only"), p.OptionalString("bitmap"), p.OptionalString("description")).ConfigureAwait(false)));
+            async (p, _, _) => Json.Of(await r.ExportSnapshotAsync(new SnapshotExportRequest(p.String("name"), p.String("device"),
+                p.OptionalString("type") ?? "nbd", p.OptionalString("export-name"), p.Boolean("read-only"), p.OptionalString("bitmap"),
+                p.OptionalString("description"), p.OptionalString("path"), p.Boolean("loop"))).ConfigureAwait(false)));
     }
 
     private static SnapshotCreateRequest CreateRequest(RpcParams p)
