@@ -162,7 +162,9 @@ class Run:
         server.uri = launch.uri if spec.ready is None else ""
         server.export_name = launch.name
         server.image = image
-        server.control = server_specs.daemon_control(launch) if "daemon" in spec.features else ""
+        # The daemon's control socket, for rows that drive it (the daemon rows, the snapshot rows).
+        server.control = (server_specs.daemon_control(launch)
+                          if {"daemon", "snapshot"} & set(spec.features) else "")
         return server
 
     def _export_info(self, name, uri):

@@ -155,6 +155,11 @@ from .qcow2_rows import QCOW2_SCENARIOS  # noqa: E402
 
 SCENARIOS += QCOW2_SCENARIOS
 
+# The snapshot rows (copy-before-write: Blockshot's daemon vs qemu-storage-daemon fleecing).
+from .snapshot_rows import SNAPSHOT_SCENARIOS  # noqa: E402
+
+SCENARIOS += SNAPSHOT_SCENARIOS
+
 BY_NAME = {s.name: s for s in SCENARIOS}
 
 

@@ -109,6 +109,14 @@ def _blockshot_daemon_setup(spec, launch):
                    "exports": [{"device": "disk", "name": launch.name}]}, f)
 
 
+def _blockshot_snap_setup(spec, launch):
+    """The snapshot rows' daemon: device 'disk' over the raw image (kind 'snapraw'), exported as NAME."""
+    _, config = _daemon_paths(launch)
+    with open(config, "w") as f:
+        json.dump({"devices": [{"name": "disk", "file": launch.image, "format": "raw"}],
+                   "exports": [{"device": "disk", "name": launch.name}]}, f)
+
+
 def daemon_control(launch):
     return _daemon_paths(launch)[0]
 
@@ -195,6 +203,15 @@ SERVERS = [
                attach=fuse_mounts.attach_losetup,
                note="qemu-storage-daemon --blockdev file,f --blockdev raw,r --export type=fuse,"
                     "mountpoint=MNT,writable=on; losetup --find --show --direct-io=on MNT"),
+    ServerSpec("blockshot-snap", tools=(), formats=("snapraw",), command=_blockshot_daemon,
+               prepare=_blockshot_prepare, cwd=_blockshot_cwd, features=("snapshot",),
+               setup=_blockshot_snap_setup,
+               note="./blockshot daemon --control CTRL --nbd-socket SOCK --config CFG (device 'disk' over IMAGE); "
+                    "snapshot.create --storage file:PATH --chunk-size 64K per job"),
+    ServerSpec("qsd-snap", tools=("qemu-storage-daemon", "qemu-img"), formats=("snapraw",), command=_no_process,
+               version_argv=("qemu-storage-daemon", "--version"), features=("snapshot",), process=False,
+               note="qemu-storage-daemon copy-before-write + snapshot-access over IMAGE, fresh qcow2 fleecing "
+                    "target per job (started by the row; PEERS.md)"),
     ServerSpec("qemu-img", tools=("qemu-img",), formats=("raw", "qcow2", "compressible"), command=_no_process,
                version_argv=("qemu-img", "--version"), features=("convert", "image-convert"), process=False,
                note="qemu-img convert [-c] -f FMT -O FMT IMAGE TARGET (run per job; no server)"),

@@ -16,7 +16,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from peerslib import cli, daemon_rows, fio, fuse_mounts, procs, report, runner, scenarios, servers, util  # noqa: E402
+from peerslib import (cli, daemon_rows, fio, fuse_mounts, procs, report, runner, scenarios, servers,  # noqa: E402
+                      snapshot_rows, util)
 
 FIO_STDOUT = "fio: connected to NBD server\n" + json.dumps({
     "fio version": "fio-3.33",
@@ -215,6 +216,43 @@ class PureHelpers(unittest.TestCase):
         self.assertIn("--filename=/dev/loop7", argv)
         self.assertIn("--ioengine=libaio", argv)
         self.assertIn("--direct=1", argv)
+
+    def test_snapshot_rows_pit_the_daemon_against_qemu_storage_daemon_fleecing(self):
+        rows = scenarios.select("snapshot")
+        self.assertEqual([r.name for r in rows], ["snap-randwrite-fresh-4k-qd32", "snap-randwrite-copied-4k-qd32",
+                                                  "snap-read-nbdcopy", "snap-slowstore-randwrite-4k-qd32"])
+        self.assertEqual(servers.default_names(rows), ["blockshot-snap", "qsd-snap"])
+        self.assertTrue(all(r.baseline == "blockshot-snap" and r.image == "snapraw" for r in rows))
+        self.assertFalse(servers.BY_NAME["blockshot-daemon"].supports(rows[0]))
+        self.assertFalse(servers.BY_NAME["qsd-snap"].process)
+        with tempfile.TemporaryDirectory() as d:
+            launch = servers.Launch(image=os.path.join(d, "i.raw"), fmt="snapraw", socket=os.path.join(d, "s.sock"))
+            spec = servers.BY_NAME["blockshot-snap"]
+            spec.setup(spec, launch)
+            with open(os.path.join(d, "s.json")) as f:
+                config = json.load(f)
+            self.assertEqual(config["devices"], [{"name": "disk", "file": launch.image, "format": "raw"}])
+
+    def test_snapshot_row_command_lines(self):
+        self.assertEqual(snapshot_rows.qsd_argv("/w/i.raw", "/w/q.sock"), [
+            "qemu-storage-daemon", "--blockdev", "driver=file,node-name=disk0,filename=/w/i.raw",
+            "--nbd-server", "addr.type=unix,addr.path=/w/q.sock",
+            "--export", "type=nbd,id=live,node-name=disk0,name=live,writable=on"])
+        cbw = snapshot_rows.qsd_argv("/w/i.raw", "/w/q.sock", "/w/f.qcow2")
+        self.assertIn("driver=copy-before-write,node-name=cbw,file=disk0,target=fleece", cbw)
+        self.assertIn("driver=qcow2,node-name=fleece,file=ft", cbw)
+        self.assertIn("type=nbd,id=live,node-name=cbw,name=live,writable=on", cbw)
+        self.assertIn("type=nbd,id=snap,node-name=snap,name=snap", cbw)
+        slow = snapshot_rows.qsd_argv("/w/i.raw", "/w/q.sock", "/w/f.qcow2", throttle_bps=20 << 20)
+        self.assertIn("throttle-group,id=tg0,x-bps-total=20971520", slow)
+        self.assertIn("driver=throttle,node-name=thr,throttle-group=tg0,file=ft", slow)
+        self.assertIn("driver=qcow2,node-name=fleece,file=thr", slow)
+        argv = snapshot_rows.counted_writes_argv("nbd+unix:///d?socket=/s", "n", 4 << 30, snapshot_rows.fresh_writes(4 << 30))
+        self.assertIn(f"--io_size={8192 * 4096}", argv)   # one write per 8 chunks of 64 KiB
+        self.assertIn("--randrepeat=1", argv)
+        self.assertNotIn("--time_based", argv)
+        self.assertEqual(snapshot_rows.region_size(4 << 30), 1 << 30)
+        self.assertEqual(snapshot_rows.region_size(256 << 20), 64 << 20)
 
     def test_fuse_mounts_and_loop_devices_are_read_from_mountinfo_and_sysfs(self):
         with tempfile.TemporaryDirectory() as d:

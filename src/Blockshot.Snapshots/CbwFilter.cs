@@ -30,8 +30,8 @@ public sealed partial class CbwFilter : FilterNode
     private readonly object _sync = new();
     private long _nextNumber = 1;
 
-    // How many snapshot entries name each store slot. Guarded by _refs itself.
-    private readonly Dictionary<long, int> _refs = [];
+    // How many snapshot entries name each store slot: a dense array, 4 bytes per slot.
+    private readonly SlotRefCounts _refs = new();
 
     private readonly BufferPool _pool;
     private readonly int _chunkShift;
@@ -74,6 +74,9 @@ public sealed partial class CbwFilter : FilterNode
 
     /// <summary>Memory the filter uses for its own bookkeeping (the coverage bitmap; tables are per snapshot).</summary>
     public long BitmapBytes => _covered.MemoryBytes;
+
+    /// <summary>Memory held by the store slots' reference counts (4 bytes per slot up to the highest in use, in 64 KiB pages).</summary>
+    public long RefCountBytes => _refs.MemoryBytes;
 
     /// <summary>Raised when a snapshot breaks.</summary>
     public event EventHandler<SnapshotFailedEventArgs>? SnapshotFailed;
@@ -195,44 +198,12 @@ public sealed partial class CbwFilter : FilterNode
 
     internal BufferPool Pool => _pool;
 
-    internal void AddRef(long slot, int count)
-    {
-        lock (_refs)
-        {
-            _refs[slot] = _refs.GetValueOrDefault(slot) + count;
-        }
-    }
+    internal void AddRef(long slot, int count) => _refs.Add(slot, count);
 
-    internal int RefCount(long slot)
-    {
-        lock (_refs)
-        {
-            return _refs.GetValueOrDefault(slot);
-        }
-    }
+    internal int RefCount(long slot) => _refs[slot];
 
     /// <summary>Drops one reference to a slot; frees it when none is left.</summary>
-    internal async ValueTask ReleaseSlotAsync(long slot)
-    {
-        bool free;
-        lock (_refs)
-        {
-            var left = _refs.GetValueOrDefault(slot) - 1;
-            free = left <= 0;
-            if (free)
-            {
-                _refs.Remove(slot);
-            }
-            else
-            {
-                _refs[slot] = left;
-            }
-        }
-        if (free)
-        {
-            await Store.FreeAsync(slot).ConfigureAwait(false);
-        }
-    }
+    internal ValueTask ReleaseSlotAsync(long slot) => _refs.Release(slot) ? Store.FreeAsync(slot) : default;
 
     // Caller holds the whole-device exclusive lock. The table is emptied, so releasing twice is harmless.
     private async ValueTask ReleaseEntriesAsync(Snapshot snapshot)
