@@ -141,6 +141,7 @@ public class FuseInteropTests
             Assert.False(daemon.HasExited);
             var listed = JsonNode.Parse((await Run.ToEndAsync(Repo.Launcher, ["--control", daemon.Control, "-o", "json", "export", "list"])).Ok("export list").Stdout)!;
             Assert.Equal(loop, listed[0]!["loop-device"]!.GetValue<string>());
+            Assert.Equal(1, listed[0]!["clients"]!.GetValue<int>()); // the loop device; the killed readers let go
             Assert.Equal(0, await daemon.TerminateAsync());
         }
         finally

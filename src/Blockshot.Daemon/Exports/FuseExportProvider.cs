@@ -227,7 +227,8 @@ internal sealed class FuseExportProvider : IExportProvider
             set => _stopping = value;
         }
 
-        public int Clients => 0;
+        /// <summary>The file's open handles: each process that has it open, and its loop device, counts once.</summary>
+        public int Clients => Export?.Counters.OpenFiles ?? 0;
 
         public string Path => path;
 
