@@ -133,6 +133,66 @@ public class CbtInteropTests
         Assert.True(kept >= rounds / 2, $"only {kept} of {rounds} restarts kept the generation; the superset check barely ran");
     }
 
+    [RequiresToolsTheory("qemu-io", "qemu-img")]
+    [InlineData("raw")]
+    [InlineData("qcow2")]
+    public async Task Device_resize_starts_a_new_generation_with_the_reason_in_cbt_info_and_an_event(string format)
+    {
+        using var dir = new TempDir("bs-cbt-resize");
+        var image = dir.File("disk." + format);
+        (await Run.ToEndAsync("qemu-img", ["create", "-q", "-f", format, image, Size.ToString(CultureInfo.InvariantCulture)])).Ok("qemu-img create");
+        await using var daemon = await DaemonProcess.StartAsync(dir.Path);
+        await using var events = await daemon.ClientAsync();
+        await events.CallAsync("events.subscribe", new JsonObject { ["events"] = new JsonArray("cbt.generation", "device.resized") });
+        (await Cli(daemon, "device", "add", "disk", image, "--track")).Ok("device add --track");
+        (await Cli(daemon, "export", "add", "disk")).Ok("export add");
+        await WriteAsync(daemon.Uri("disk"), 1, 1 << 20, 1 << 20);
+        var before = await Json(daemon, "cbt", "info", "disk");
+        Assert.Equal(16, before["changed-blocks"]!.GetValue<long>());
+
+        const long Grown = Size + (16 << 20);
+        var resized = await Json(daemon, "device", "resize", "disk", "48M");
+        Assert.Equal(Grown, resized["size"]!.GetValue<long>());
+        var after = await Json(daemon, "cbt", "info", "disk");
+        Assert.NotEqual(before["generation"]!.GetValue<string>(), after["generation"]!.GetValue<string>());
+        Assert.Equal($"the device was resized from {Size} to {Grown} bytes", after["generation-reason"]!.GetValue<string>());
+        Assert.Equal(0, after["changed-blocks"]!.GetValue<long>());
+        Assert.Equal(1, after["period"]!.GetValue<int>());
+
+        var seen = new List<EventMessage>();
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            while (!seen.Any(e => e.Event == "device.resized"))
+            {
+                Assert.True(await events.Events.WaitToReadAsync(cts.Token), "the event stream ended");
+                while (events.Events.TryRead(out var e))
+                {
+                    seen.Add(e);
+                }
+            }
+        }
+        var generation = seen.Single(e => e.Event == "cbt.generation");
+        Assert.Equal("disk", generation.Data["device"]!.GetValue<string>());
+        Assert.Equal(after["generation"]!.GetValue<string>(), generation.Data["generation"]!.GetValue<string>());
+        Assert.Equal(after["generation-reason"]!.GetValue<string>(), generation.Data["reason"]!.GetValue<string>());
+        Assert.Equal(Grown, seen.Single(e => e.Event == "device.resized").Data["size"]!.GetValue<long>());
+
+        // A new connection sees the new size; a write past the old end is tracked in the new map.
+        await WriteAsync(daemon.Uri("disk"), 2, Size + (4 << 20), 64 << 10);
+        var map = await Json(daemon, "cbt", "map", "disk", "--since", "0");
+        Assert.Equal(Size + (4 << 20), map["ranges"]![0]!["offset"]!.GetValue<long>());
+        Assert.Equal(64 << 10, map["bytes"]!.GetValue<long>());
+        var imageInfo = JsonNode.Parse((await Run.ToEndAsync("qemu-img", ["info", "-U", "--output=json", image])).Ok("qemu-img info").Stdout)!;
+        Assert.Equal(Grown, imageInfo["virtual-size"]!.GetValue<long>());
+
+        // The sidecar recorded the new generation at the new size: a clean remove and add keeps it.
+        (await Cli(daemon, "device", "remove", "disk", "--force")).Ok("device remove");
+        (await Cli(daemon, "device", "add", "disk", image, "--track")).Ok("device add again");
+        var again = await Json(daemon, "cbt", "info", "disk");
+        Assert.Equal(after["generation"]!.GetValue<string>(), again["generation"]!.GetValue<string>());
+        Assert.Equal(1, again["changed-blocks"]!.GetValue<long>());
+    }
+
     private static List<(long Offset, long Length)> Parse(string ranges) =>
         [.. ranges.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(':')).Select(p => (long.Parse(p[0], CultureInfo.InvariantCulture), long.Parse(p[1], CultureInfo.InvariantCulture)))];
 

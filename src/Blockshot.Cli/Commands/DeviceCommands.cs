@@ -5,18 +5,19 @@ using Blockshot.Daemon.Protocol;
 
 namespace Blockshot.Cli.Commands;
 
-/// <summary><c>blockshot device add|remove|list|suspend|resume|reload</c>: the daemon's devices.</summary>
+/// <summary><c>blockshot device add|remove|list|suspend|resume|reload|resize</c>: the daemon's devices.</summary>
 internal static class DeviceCommands
 {
     public static Command Create()
     {
-        var command = new Command("device", "Add, remove, list, suspend, resume and reload the daemon's devices");
+        var command = new Command("device", "Add, remove, list, suspend, resume, reload and resize the daemon's devices");
         command.Subcommands.Add(Add());
         command.Subcommands.Add(Remove());
         command.Subcommands.Add(List());
         command.Subcommands.Add(Suspend());
         command.Subcommands.Add(Resume());
         command.Subcommands.Add(Reload());
+        command.Subcommands.Add(Resize());
         return command;
     }
 
@@ -161,6 +162,35 @@ internal static class DeviceCommands
             else
             {
                 Printer.Line($"reloaded device {info.Name}: {info.Stack}");
+            }
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command Resize()
+    {
+        var name = new Argument<string>("NAME") { Description = "Device name" };
+        var size = new Argument<string>("SIZE") { Description = "The new size (bytes, or with a binary suffix: 64M, 2G)" };
+        var timeout = new Option<int>("--timeout") { Description = "Milliseconds requests in flight may take to drain", DefaultValueFactory = _ => 10000 };
+        var command = new Command("resize", "Grow or shrink a device's image (raw file or qcow2); change tracking starts a new generation") { name, size, timeout };
+        command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
+        {
+            var text = parse.GetValue(size)!;
+            var bytes = SizeText.TryParse(text, out var b) ? b : throw new CliException($"SIZE '{text}' is not a size", ExitCodes.Usage);
+            var info = await client.CallAsync("device.resize", new JsonObject
+            {
+                ["name"] = parse.GetValue(name),
+                ["size"] = bytes,
+                ["timeout-ms"] = parse.GetValue(timeout),
+            }, ProtocolJsonContext.Default.DeviceInfo, ct).ConfigureAwait(false);
+            if (ClientOptions.Json(parse))
+            {
+                Printer.Json(info, ProtocolJsonContext.Default.DeviceInfo);
+            }
+            else
+            {
+                Printer.Line($"resized device {info.Name} to {SizeText.Format(info.Size)}");
             }
             return ExitCodes.Success;
         }));

@@ -72,5 +72,10 @@ internal static class DeviceMethods
             "device-info",
             async (p, _, _) => Json.Of(await r.ReloadAsync(p.String("name"), p.OptionalString("file"), p.OptionalString("format"),
                 p.Milliseconds("timeout-ms", Registry.DefaultTimeout)).ConfigureAwait(false)));
+
+        yield return new("device.resize", "Grow or shrink a device's image (raw file or qcow2) with its requests drained; tracking starts a new generation",
+            [Name, Req("size", ParamType.Integer, "the new size in bytes"), Timeout],
+            "device-info",
+            async (p, _, _) => Json.Of(await r.ResizeAsync(p.String("name"), p.Integer("size", 0), p.Milliseconds("timeout-ms", Registry.DefaultTimeout)).ConfigureAwait(false)));
     }
 }
