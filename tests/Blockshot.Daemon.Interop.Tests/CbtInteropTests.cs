@@ -193,6 +193,117 @@ public class CbtInteropTests
         Assert.Equal(1, again["changed-blocks"]!.GetValue<long>());
     }
 
+    [RequiresToolsFact("qemu-io", "nbdinfo")]
+    public async Task A_reopened_persistent_snapshot_offers_the_changes_up_to_its_take_after_a_clean_stop_and_after_kill_9()
+    {
+        using var dir = new TempDir("bs-cbt-reopen");
+        var image = dir.File("disk.raw");
+        File.WriteAllBytes(image, new byte[Size]);
+        List<(long, long)> full = [(0, 1L << 20)];
+        List<(long, long)> incr = [(3L << 20, 128L << 10), (20L << 20, 64L << 10)];
+        string generation;
+        var daemon = await DaemonProcess.StartAsync(dir.Path);
+        try
+        {
+            (await Cli(daemon, "device", "add", "disk", image, "--track")).Ok("device add --track");
+            (await Cli(daemon, "export", "add", "disk")).Ok("export add");
+            await WriteAsync(daemon.Uri("disk"), 1, 0, 1 << 20);
+            (await Cli(daemon, "snapshot", "create", "-d", "disk", "--storage", $"file:{dir.File("diff")}", "--persistent", "--name", "full")).Ok("full");
+            await WriteAsync(daemon.Uri("disk"), 2, 3 << 20, 100_000);
+            await WriteAsync(daemon.Uri("disk"), 3, (20 << 20) + 4096, 4096);
+            (await Cli(daemon, "snapshot", "create", "-d", "disk", "--persistent", "--name", "incr")).Ok("incr");
+            // After the take: a new block (not incr's) and a block incr has (still incr's, though the live
+            // map now shows it changed in the next period).
+            await WriteAsync(daemon.Uri("disk"), 4, 10 << 20, 1 << 20);
+            await WriteAsync(daemon.Uri("disk"), 5, 3 << 20, 4096);
+            generation = (await Json(daemon, "cbt", "info", "disk"))["generation"]!.GetValue<string>();
+            Assert.Equal(incr, await SnapshotBitmapAsync(daemon, "incr"));
+            Assert.Equal(0, await daemon.TerminateAsync());
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+        }
+        for (var round = 0; round < 2; round++)
+        {
+            daemon = await DaemonProcess.StartAsync(dir.Path);
+            try
+            {
+                (await Cli(daemon, "device", "add", "disk", image, "--track")).Ok("device add again");
+                Assert.Equal(generation, (await Json(daemon, "cbt", "info", "disk"))["generation"]!.GetValue<string>());
+                var info = (await Json(daemon, "snapshot", "info", "incr"))["devices"]![0]!;
+                Assert.Equal("exact", info["cbt-bitmap"]!.GetValue<string>());
+                Assert.Equal(1, info["cbt-since"]!.GetValue<int>());
+                Assert.Equal(2, info["cbt-period"]!.GetValue<int>());
+                Assert.Equal(incr, await SnapshotBitmapAsync(daemon, "incr"));
+                Assert.Equal(full, await SnapshotBitmapAsync(daemon, "full"));
+                (await Cli(daemon, "export", "add", "disk")).Ok("export add again");
+                await WriteAsync(daemon.Uri("disk"), 6 + round, 25 << 20, 64 << 10);
+                if (round == 0)
+                {
+                    // Let the tracker vouch for the write (its heartbeat) so the kill -9 keeps the generation.
+                    await Task.Delay(TimeSpan.FromSeconds(3));
+                    await daemon.KillHardAsync();
+                }
+            }
+            finally
+            {
+                await daemon.DisposeAsync();
+            }
+        }
+    }
+
+    [RequiresToolsFact("qemu-io", "nbdinfo")]
+    public async Task A_writable_snapshot_bitmap_includes_the_blocks_written_through_its_image()
+    {
+        using var dir = new TempDir("bs-cbt-writable");
+        var image = dir.File("disk.raw");
+        File.WriteAllBytes(image, new byte[Size]);
+        await using var daemon = await DaemonProcess.StartAsync(dir.Path);
+        (await Cli(daemon, "device", "add", "disk", image, "--track")).Ok("device add --track");
+        (await Cli(daemon, "export", "add", "disk")).Ok("export add");
+        await WriteAsync(daemon.Uri("disk"), 1, 0, 1 << 20);
+        (await Cli(daemon, "snapshot", "create", "-d", "disk", "--storage", "memory", "--name", "base")).Ok("base");
+        await WriteAsync(daemon.Uri("disk"), 2, 5 << 20, 64 << 10);
+        (await Cli(daemon, "snapshot", "create", "-d", "disk", "--writable", "--name", "w")).Ok("writable snapshot");
+        Assert.Equal([(5L << 20, 64L << 10)], await SnapshotBitmapAsync(daemon, "w"));
+
+        (await Cli(daemon, "snapshot", "export", "w", "-d", "disk")).Ok("export w writable");
+        var uri = daemon.Uri("disk.w");
+        await WriteAsync(uri, 3, (7 << 20) + 100, 70_000);   // blocks 112 and 113
+        await WriteAsync(uri, 4, 12 << 20, 4096);             // block 192
+        (await Run.ToEndAsync("qemu-io", ["-f", "raw", "-c", "read -P 3 7340132 70000", uri])).Ok("the image holds the write");
+        var fromNbdinfo = await MapAsync(uri);
+        Assert.Equal([(5L << 20, 64L << 10), (7L << 20, 128L << 10), (12L << 20, 64L << 10)], fromNbdinfo);
+        // The device's own map counts them too (the image now differs from the previous backup there).
+        var live = Parse((await Cli(daemon, "cbt", "map", "disk", "--since", "1", "--output", "ranges")).Ok("cbt map").Stdout);
+        Assert.Equal([(5L << 20, 64L << 10), (7L << 20, 128L << 10), (12L << 20, 64L << 10)], live);
+        // The read-only base snapshot is not affected.
+        Assert.Equal([(0L, 1L << 20)], await SnapshotBitmapAsync(daemon, "base"));
+    }
+
+    // Exports a device's snapshot read-only under a fresh name and reads its dirty bitmap with nbdinfo.
+    private static async Task<List<(long, long)>> SnapshotBitmapAsync(DaemonProcess daemon, string snapshot)
+    {
+        var name = $"{snapshot}-map-{Guid.NewGuid():N}";
+        (await Cli(daemon, "snapshot", "export", snapshot, "-d", "disk", "-r", "--name", name)).Ok("snapshot export " + snapshot);
+        try
+        {
+            return await MapAsync(daemon.Uri(name));
+        }
+        finally
+        {
+            (await Cli(daemon, "export", "remove", name)).Ok("export remove " + name);
+        }
+    }
+
+    private static async Task<List<(long, long)>> MapAsync(string uri)
+    {
+        var nbdinfo = (await Run.ToEndAsync("nbdinfo", ["--map=qemu:dirty-bitmap:blockshot-cbt", "--json", uri])).Ok("nbdinfo --map");
+        return [.. JsonNode.Parse(nbdinfo.Stdout)!.AsArray()
+            .Where(e => e!["type"]!.GetValue<int>() == 1).Select(e => (e!["offset"]!.GetValue<long>(), e["length"]!.GetValue<long>()))];
+    }
+
     private static List<(long Offset, long Length)> Parse(string ranges) =>
         [.. ranges.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split(':')).Select(p => (long.Parse(p[0], CultureInfo.InvariantCulture), long.Parse(p[1], CultureInfo.InvariantCulture)))];
 
