@@ -282,6 +282,118 @@ public class CbtInteropTests
         Assert.Equal([(0L, 1L << 20)], await SnapshotBitmapAsync(daemon, "base"));
     }
 
+    [RequiresToolsFact("qemu-img", "qemu-io", "qemu-nbd", "nbdinfo")]
+    public async Task A_qcow2_image_keeps_the_generation_in_a_persistent_bitmap_that_qemu_reads_after_a_clean_stop_and_after_kill_9()
+    {
+        using var dir = new TempDir("bs-cbt-qcow2");
+        var image = dir.File("vm.qcow2");
+        (await Run.ToEndAsync("qemu-img", ["create", "-q", "-f", "qcow2", image, Size.ToString(CultureInfo.InvariantCulture)])).Ok("qemu-img create");
+        string generation;
+        List<(long, long)> changed;
+        var daemon = await DaemonProcess.StartAsync(dir.Path);
+        try
+        {
+            (await Cli(daemon, "device", "add", "vm", image, "--track", "--track-store", "qcow2-bitmap")).Ok("device add --track-store qcow2-bitmap");
+            var info = await Json(daemon, "cbt", "info", "vm");
+            Assert.Equal("blockshot-cbt", info["qcow2-bitmap"]!.GetValue<string>());
+            generation = info["generation"]!.GetValue<string>();
+            (await Cli(daemon, "export", "add", "vm")).Ok("export add");
+            await WriteAsync(daemon.Uri("vm"), 1, 0, 1 << 20);
+            await WriteAsync(daemon.Uri("vm"), 2, (5 << 20) + 100, 70_000);
+            changed = await CbtMapAsync(daemon, "vm");
+            Assert.Equal([(0L, 1L << 20), (5L << 20, 128L << 10)], changed);
+            // The device's export offers the image's bitmap as the qcow2 driver keeps it: the same blocks.
+            Assert.Equal(changed, await MapAsync(daemon.Uri("vm")));
+            Assert.Equal(0, await daemon.TerminateAsync());
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+        }
+        Assert.Equal(["auto"], await BitmapFlagsAsync(image));
+        Assert.Equal(changed, await QemuNbdBitmapAsync(dir, image));
+
+        // Kill -9 with the image open: qemu sees the bitmap in use; the reopen proves the map from the
+        // sidecar (or starts a new generation and says why) and rebuilds the image's bitmap from it.
+        daemon = await DaemonProcess.StartAsync(dir.Path);
+        try
+        {
+            (await Cli(daemon, "device", "add", "vm", image, "--track", "--track-store", "qcow2-bitmap")).Ok("device add again");
+            Assert.Equal(generation, (await Json(daemon, "cbt", "info", "vm"))["generation"]!.GetValue<string>());
+            (await Cli(daemon, "export", "add", "vm")).Ok("export add again");
+            await WriteAsync(daemon.Uri("vm"), 3, 10 << 20, 1 << 20);
+            await Task.Delay(TimeSpan.FromSeconds(3)); // the tracker's heartbeat vouches for the write
+            await daemon.KillHardAsync();
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+        }
+        Assert.Contains("in-use", await BitmapFlagsAsync(image));
+        daemon = await DaemonProcess.StartAsync(dir.Path);
+        try
+        {
+            (await Cli(daemon, "device", "add", "vm", image, "--track", "--track-store", "qcow2-bitmap")).Ok("device add after kill");
+            var info = await Json(daemon, "cbt", "info", "vm");
+            changed = await CbtMapAsync(daemon, "vm");
+            if (info["generation"]!.GetValue<string>() == generation)
+            {
+                Assert.Equal([(0L, 1L << 20), (5L << 20, 128L << 10), (10L << 20, 1L << 20)], changed);
+            }
+            else
+            {
+                Assert.Contains("uncleanly", info["generation-reason"]!.GetValue<string>());
+                Assert.Empty(changed);
+            }
+            Assert.Equal(0, await daemon.TerminateAsync());
+        }
+        finally
+        {
+            await daemon.DisposeAsync();
+        }
+        Assert.Equal(["auto"], await BitmapFlagsAsync(image));
+        Assert.Equal(changed, await QemuNbdBitmapAsync(dir, image));
+        (await Run.ToEndAsync("qemu-img", ["check", image])).Ok("qemu-img check");
+    }
+
+    private static async Task<List<(long, long)>> CbtMapAsync(DaemonProcess daemon, string device) =>
+        Parse((await Cli(daemon, "cbt", "map", device, "--since", "0", "--output", "ranges")).Ok("cbt map").Stdout)
+            .Select(r => (r.Offset, r.Length)).ToList();
+
+    private static async Task<List<string>> BitmapFlagsAsync(string image)
+    {
+        var info = JsonNode.Parse((await Run.ToEndAsync("qemu-img", ["info", "-U", "--output=json", image])).Ok("qemu-img info").Stdout)!;
+        var bitmap = info["format-specific"]!["data"]!["bitmaps"]!.AsArray().Single(b => b!["name"]!.GetValue<string>() == "blockshot-cbt")!;
+        Assert.Equal(64 << 10, bitmap["granularity"]!.GetValue<long>());
+        return [.. bitmap["flags"]!.AsArray().Select(f => f!.GetValue<string>())];
+    }
+
+    // The image's bitmap as qemu-nbd exports it (-B), read with nbdinfo.
+    private static async Task<List<(long, long)>> QemuNbdBitmapAsync(TempDir dir, string image)
+    {
+        var socket = dir.File("qemu-nbd.sock");
+        using var server = Process.Start(Run.Info("qemu-nbd", ["-r", "-f", "qcow2", "-B", "blockshot-cbt", "-k", socket, image]))!;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while (!File.Exists(socket))
+            {
+                Assert.False(server.HasExited, "qemu-nbd exited");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "qemu-nbd did not listen");
+                await Task.Delay(50);
+            }
+            return await MapAsync($"nbd+unix:///?socket={socket}");
+        }
+        finally
+        {
+            if (!server.HasExited)
+            {
+                server.Kill(entireProcessTree: true);
+            }
+            await server.WaitForExitAsync();
+        }
+    }
+
     // Exports a device's snapshot read-only under a fresh name and reads its dirty bitmap with nbdinfo.
     private static async Task<List<(long, long)>> SnapshotBitmapAsync(DaemonProcess daemon, string snapshot)
     {

@@ -34,7 +34,8 @@ internal static class DeviceCommands
         var track = new Option<bool>("--track") { Description = "Attach changed-block tracking (map kept in FILE.cbt)" };
         var trackBlockSize = new Option<string?>("--track-block-size") { Description = "Tracking block size (default 64K)" };
         var trackSidecar = new Option<string?>("--track-sidecar") { Description = "The tracking map's file ('none': memory only)" };
-        var command = new Command("add", "Add a device from an image file or host block device") { name, file, format, readOnly, direct, forceShare, track, trackBlockSize, trackSidecar };
+        var trackStore = new Option<string?>("--track-store") { Description = "Also keep the generation's changes in the image: qcow2-bitmap[:NAME] (default name blockshot-cbt)" };
+        var command = new Command("add", "Add a device from an image file or host block device") { name, file, format, readOnly, direct, forceShare, track, trackBlockSize, trackSidecar, trackStore };
         command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
         {
             var info = await client.CallAsync("device.add", new JsonObject
@@ -45,9 +46,10 @@ internal static class DeviceCommands
                 ["read-only"] = parse.GetValue(readOnly),
                 ["direct"] = parse.GetValue(direct),
                 ["locking"] = !parse.GetValue(forceShare),
-                ["track"] = parse.GetValue(track) || parse.GetValue(trackBlockSize) is not null || parse.GetValue(trackSidecar) is not null,
+                ["track"] = parse.GetValue(track) || parse.GetValue(trackBlockSize) is not null || parse.GetValue(trackSidecar) is not null || parse.GetValue(trackStore) is not null,
                 ["track-block-size"] = parse.GetValue(trackBlockSize) is { } b ? (SizeText.TryParse(b, out var bytes) ? bytes : throw new CliException($"--track-block-size '{b}' is not a size", ExitCodes.Usage)) : null,
                 ["track-sidecar"] = parse.GetValue(trackSidecar) is { } s ? (s == "none" ? s : Path.GetFullPath(s)) : null,
+                ["track-store"] = parse.GetValue(trackStore),
             }, ProtocolJsonContext.Default.DeviceInfo, ct).ConfigureAwait(false);
             if (ClientOptions.Json(parse))
             {
