@@ -76,4 +76,10 @@ internal static partial class DaemonLog
 
     [LoggerMessage(1501, LogLevel.Error, "the thaw hook failed; thaw by hand: {Message}")]
     public static partial void ThawFailed(ILogger logger, string message);
+
+    [LoggerMessage(1502, LogLevel.Warning, "device {Device}: the changes of snapshot {Snapshot} were not saved ({Message}); after a restart its dirty bitmap is a superset")]
+    public static partial void TakeNotSaved(ILogger logger, string device, string snapshot, string message);
+
+    [LoggerMessage(1503, LogLevel.Warning, "device {Device}: the image's bitmap {Bitmap} could not start the new generation ({Message}); the sidecar's map is right")]
+    public static partial void Qcow2BitmapFailed(ILogger logger, string device, string bitmap, string message);
 }

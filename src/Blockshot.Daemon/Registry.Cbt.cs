@@ -1,9 +1,11 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Blockshot.Core.Platform;
+using Blockshot.Daemon.ChangeTracking;
 using Blockshot.Daemon.Devices;
 using Blockshot.Daemon.Events;
 using Blockshot.Daemon.Protocol;
+using Blockshot.Qcow2;
 using Blockshot.Tracking;
 
 namespace Blockshot.Daemon;
@@ -18,7 +20,12 @@ internal sealed partial class Registry
     /// Tracking options for a device: the sidecar defaults to <c>FILE.cbt</c> beside a regular file, and
     /// to <c>NAME.cbt</c> beside the state file for a block device.
     /// </summary>
-    public TrackerOptions TrackerOptionsFor(string deviceName, string file, int? blockSize, string? sidecar)
+    /// <remarks>
+    /// <paramref name="beforeOpen"/> is the file's identity from before the daemon opened it (device add): the
+    /// tracker's first look compares that one, since opening a qcow2 image writes it (bitmaps marked in use,
+    /// the dirty flag); later looks (a clean close's record) read the file as it is then.
+    /// </remarks>
+    public TrackerOptions TrackerOptionsFor(string deviceName, string file, int? blockSize, string? sidecar, DeviceIdentity? beforeOpen = null)
     {
         var size = blockSize ?? (64 << 10);
         if (size < 4096 || (size & (size - 1)) != 0)
@@ -33,23 +40,55 @@ internal sealed partial class Registry
             null => file + ".cbt",
             _ => Path.GetFullPath(sidecar),
         };
-        return new TrackerOptions { BlockSize = size, SidecarPath = path, Identity = () => DeviceIdentity.Of(file) };
+        var looked = 0;
+        return new TrackerOptions
+        {
+            BlockSize = size,
+            SidecarPath = path,
+            Identity = () => beforeOpen is { } before && Interlocked.Exchange(ref looked, 1) == 0 ? before : DeviceIdentity.Of(file),
+        };
     }
 
     /// <summary>Attaches change tracking to a device while its clients stay connected.</summary>
-    public async Task<CbtInfo> AttachTrackerAsync(string deviceName, int? blockSize, string? sidecar)
+    public async Task<CbtInfo> AttachTrackerAsync(string deviceName, int? blockSize, string? sidecar, string? store)
     {
         ThrowIfClosing();
         var device = await GetDeviceAsync(deviceName).ConfigureAwait(false);
-        await AttachTrackerAsync(device, TrackerOptionsFor(deviceName, device.Spec.File, blockSize, sidecar)).ConfigureAwait(false);
+        await AttachTrackerAsync(device, TrackerOptionsFor(deviceName, device.Spec.File, blockSize, sidecar), store).ConfigureAwait(false);
         return CbtInfoOf(device);
     }
 
-    private async Task AttachTrackerAsync(Device device, TrackerOptions options)
+    private async Task AttachTrackerAsync(Device device, TrackerOptions options, string? store)
     {
-        await device.AttachTrackerAsync(options, DefaultTimeout).ConfigureAwait(false);
+        var bitmap = Qcow2BitmapMirror.BitmapName(store);
+        Qcow2Node? image = null;
+        if (bitmap is not null)
+        {
+            CheckName(bitmap, "bitmap");
+            image = device.Leaf as Qcow2Node
+                ?? throw new ControlException(ControlErrorCodes.InvalidParams, $"device {device.Name} is {device.Spec.Format}: only a qcow2 image holds a persistent bitmap");
+            if (options.SidecarPath is null)
+            {
+                throw new ControlException(ControlErrorCodes.InvalidParams,
+                    "a qcow2 bitmap needs the sidecar beside it: it holds one bit per block, not the periods, and is not durable before a write");
+            }
+        }
+        await device.AttachTrackerAsync(options, DefaultTimeout, bitmap).ConfigureAwait(false);
         var tracker = device.Tracker!.Tracker;
         var name = device.Name;
+        if (image is not null)
+        {
+            try
+            {
+                await Qcow2BitmapMirror.RebuildAsync(image, bitmap!, tracker).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or ArgumentException)
+            {
+                await device.DetachTrackerAsync(DefaultTimeout).ConfigureAwait(false);
+                throw new ControlException(ControlErrorCodes.IoError, $"cannot keep bitmap {bitmap} in {device.Spec.File}: {e.Message}", e);
+            }
+            tracker.GenerationStarted += (_, _) => _ = ClearQcow2BitmapAsync(name, image, bitmap!, tracker);
+        }
         tracker.GenerationStarted += (_, reason) => _events.Publish(EventNames.CbtGeneration, new JsonObject
         {
             ["device"] = name,
@@ -57,6 +96,20 @@ internal sealed partial class Registry
             ["reason"] = reason,
         });
         _events.Publish(EventNames.CbtAttached, new JsonObject { ["cbt"] = JsonSerializer.SerializeToNode(CbtInfoOf(device), ProtocolJsonContext.Default.CbtInfo) });
+    }
+
+    // Off the tracker's lock (the event is raised under it): the image's bitmap starts the new generation too.
+    private async Task ClearQcow2BitmapAsync(string device, Qcow2Node image, string bitmap, ChangeTracker tracker)
+    {
+        await Task.Yield();
+        try
+        {
+            await Qcow2BitmapMirror.ClearAsync(image, bitmap, tracker).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or ObjectDisposedException)
+        {
+            DaemonLog.Qcow2BitmapFailed(_logger, device, bitmap, e.Message);
+        }
     }
 
     public async Task DetachTrackerAsync(string deviceName)
@@ -148,6 +201,7 @@ internal sealed partial class Registry
             ChangedInPeriod = info.ChangedInPeriod,
             MapBytes = info.MapBytes,
             Sidecar = attachment.Options.SidecarPath,
+            Qcow2Bitmap = attachment.Qcow2Bitmap,
             PersistenceProblem = attachment.Tracker.PersistenceProblem,
         };
     }

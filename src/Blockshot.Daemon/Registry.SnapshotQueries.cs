@@ -76,6 +76,10 @@ internal sealed partial class Registry
                 await member.Device.DestroySnapshotAsync(member.Snapshot, DefaultTimeout).ConfigureAwait(false);
                 set.Members.Remove(member);
                 destroyed.Add(member.Device.Name);
+                if (State?.RemoveTake(member.Device.Name, name) is { } take)
+                {
+                    File.Delete(take.Map);
+                }
                 if (member.Device.Cbw is null)
                 {
                     State?.Remove(member.Device.Name);
@@ -137,6 +141,7 @@ internal sealed partial class Registry
                 CbtGeneration = m.Bitmap?.Generation.ToString(),
                 CbtSince = m.Bitmap?.Since,
                 CbtPeriod = m.Bitmap?.Period,
+                CbtBitmap = m.Bitmap?.Changes.Kind.ToString().ToLowerInvariant(),
             });
         }
         return new SnapshotInfo { Name = set.Name, Created = set.Created, Persistent = set.Persistent, Devices = members };

@@ -57,9 +57,7 @@ internal sealed partial class Registry
                 var member = new SnapshotMember(device, snapshot);
                 if (device.Tracker is { } t)
                 {
-                    // After a restart the take's frozen map is gone, and so is the period it ended: the
-                    // whole generation's changes are a superset of what changed before the take.
-                    member.Bitmap = new DirtyBitmapView(t.Tracker, t.Tracker.Freeze(), 0, 0, t.Tracker.Generation);
+                    member.Bitmap = DirtyBitmapView.Reopened(t.Tracker, entry.Takes.FirstOrDefault(x => x.Snapshot == snapshot.Name), snapshot.Options.Writable);
                 }
                 if (!_sets.TryGetValue(snapshot.Name, out var set))
                 {

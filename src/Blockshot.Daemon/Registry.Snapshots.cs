@@ -7,6 +7,7 @@ using Blockshot.Daemon.Events;
 using Blockshot.Daemon.Protocol;
 using Blockshot.Daemon.SnapshotSets;
 using Blockshot.Snapshots;
+using Blockshot.Tracking;
 
 namespace Blockshot.Daemon;
 
@@ -107,7 +108,8 @@ internal sealed partial class Registry
                         {
                             var period = t.Tracker.Period;
                             var generation = t.Tracker.Generation;
-                            views[i] = new DirtyBitmapView(t.Tracker, t.Tracker.AdvancePeriod(), (byte)(period - 1), period, generation);
+                            var since = (byte)(period - 1);
+                            views[i] = new DirtyBitmapView(t.Tracker, SnapshotChanges.AtTake(t.Tracker, t.Tracker.AdvancePeriod(), since), since, period, generation);
                         }
                     }
                     return default;
@@ -140,6 +142,13 @@ internal sealed partial class Registry
                         request.Sizing.LimitBytes, request.Sizing.GrowStepBytes, request.Sizing.InitialBytes));
                 }
             }
+            if (request.Persistent)
+            {
+                foreach (var member in members)
+                {
+                    SaveTake(request.Name, member);
+                }
+            }
             return members;
         }
         finally
@@ -155,6 +164,26 @@ internal sealed partial class Registry
                     await cbw.CloseAsync(clean: false).ConfigureAwait(false);
                 }
             }
+        }
+    }
+
+    // A persistent snapshot of a tracked device: its changes beside the exception log and its periods in
+    // the state file, so a restart offers the same dirty bitmap. Failing that, a reopen offers a superset.
+    private void SaveTake(string name, SnapshotMember member)
+    {
+        if (member.Bitmap is not { } view || member.Device.Cbw?.LogPath is not { } log)
+        {
+            return;
+        }
+        var path = $"{log}.cbt-{name}";
+        try
+        {
+            view.Changes.Save(path, view.Generation);
+            State!.AddTake(member.Device.Name, new PersistentState.TakeRecord(name, view.Generation, view.Since, view.Period, path));
+        }
+        catch (IOException e)
+        {
+            DaemonLog.TakeNotSaved(_logger, member.Device.Name, name, e.Message);
         }
     }
 

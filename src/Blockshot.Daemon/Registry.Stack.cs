@@ -6,7 +6,7 @@ using Blockshot.Filters;
 
 namespace Blockshot.Daemon;
 
-/// <summary>Live slot operations: filters in and out, suspend, resume, reload.</summary>
+/// <summary>Live slot operations: filters in and out, suspend, resume, reload, resize.</summary>
 internal sealed partial class Registry
 {
     /// <summary>Makes a stack entry from a filter type and text settings (checked, not yet inserted).</summary>
@@ -98,5 +98,16 @@ internal sealed partial class Registry
         }
         _events.Publish(EventNames.DeviceReloaded, new JsonObject { ["name"] = deviceName, ["file"] = device.Spec.File });
         return device.ToInfo();
+    }
+
+    /// <summary>Resizes a device's image with its requests drained; change tracking starts a new generation.</summary>
+    public async Task<DeviceInfo> ResizeAsync(string deviceName, long size, TimeSpan timeout)
+    {
+        ThrowIfClosing();
+        var device = await GetDeviceAsync(deviceName).ConfigureAwait(false);
+        await device.ResizeAsync(size, timeout).ConfigureAwait(false);
+        var info = device.ToInfo();
+        _events.Publish(EventNames.DeviceResized, new JsonObject { ["name"] = deviceName, ["size"] = info.Size });
+        return info;
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Blockshot.Core.Platform;
 using Blockshot.Daemon.ChangeTracking;
 using Blockshot.Daemon.Devices;
 using Blockshot.Daemon.Events;
@@ -91,12 +92,13 @@ internal sealed partial class Registry
                 throw new ControlException(ControlErrorCodes.AlreadyExists, $"a device named {name} exists");
             }
             var spec = new LeafSpec(path, format ?? LeafOpener.Probe(path), readOnly, direct, locking);
+            var beforeOpen = DeviceIdentity.Of(path);
             var device = new Device(name, spec, await LeafOpener.OpenAsync(spec).ConfigureAwait(false)) { AutoResumed = OnAutoResumed };
             try
             {
                 if (track is not null)
                 {
-                    await AttachTrackerAsync(device, TrackerOptionsFor(name, spec.File, track.BlockSize, track.Sidecar)).ConfigureAwait(false);
+                    await AttachTrackerAsync(device, TrackerOptionsFor(name, spec.File, track.BlockSize, track.Sidecar, beforeOpen), track.Store).ConfigureAwait(false);
                 }
                 foreach (var entry in (filters ?? []).Reverse())
                 {

@@ -113,6 +113,24 @@ public sealed partial class Qcow2Node
     /// <summary>Clears every bit of a bitmap.</summary>
     public ValueTask ClearBitmapAsync(string name) => BitmapOpAsync(name, allowInconsistent: false, b => b.Clear());
 
+    /// <summary>Sets the bits of a bitmap that cover <paramref name="ranges"/> (byte offsets and lengths), as writes there would.</summary>
+    public ValueTask MarkBitmapAsync(string name, IReadOnlyList<(long Offset, long Length)> ranges)
+    {
+        ArgumentNullException.ThrowIfNull(ranges);
+        return BitmapOpAsync(name, allowInconsistent: false, b =>
+        {
+            foreach (var (offset, length) in ranges)
+            {
+                if (offset < 0 || length < 0 || offset > _size - length)
+                {
+                    Qcow2Error.Argument($"range {offset}:{length} is outside the image");
+                }
+                b.SetRange(offset, length);
+            }
+            b.Modified = true;
+        });
+    }
+
     /// <summary>Adds the bits of <paramref name="sources"/> to <paramref name="target"/>.</summary>
     public async ValueTask MergeBitmapsAsync(string target, IEnumerable<string> sources)
     {

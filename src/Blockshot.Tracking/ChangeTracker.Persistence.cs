@@ -173,7 +173,7 @@ public sealed partial class ChangeTracker
     // A first change of some block in the period: marks it and waits until the mark is durable. The mark
     // and its page's entry in the pending set change together under _commitLock, so a writer that sees
     // the mark finds the commit it must wait for.
-    private async Task MarkDurablyAsync(long first, long last, byte period)
+    private async Task MarkDurablyAsync(ChangeMap map, long first, long last, byte period)
     {
         Interlocked.Increment(ref _marking);
         try
@@ -183,7 +183,7 @@ public sealed partial class ChangeTracker
             var (firstPage, lastPage) = (first >> ChangeMap.PageShift, last >> ChangeMap.PageShift);
             lock (_commitLock)
             {
-                if (!_map.Mark(first, last, period, null))
+                if (!map.Mark(first, last, period, null))
                 {
                     commit = PendingCommit(firstPage, lastPage); // another writer marked them meanwhile
                 }
@@ -262,10 +262,14 @@ public sealed partial class ChangeTracker
             }
             try
             {
+                var map = Volatile.Read(ref _map);
                 foreach (var p in pages)
                 {
-                    _map.CopyPage(p, page);
-                    _file!.WritePage(p, page);
+                    if (p < map.PageCount) // a resize may have replaced the map since the page was queued
+                    {
+                        map.CopyPage(p, page);
+                        _file!.WritePage(p, page);
+                    }
                 }
                 _file!.Sync();
             }

@@ -14,7 +14,6 @@ namespace Blockshot.Tracking;
 /// </summary>
 public sealed partial class ChangeTracker : FilterNode
 {
-    private readonly ChangeMap _map;
     private readonly int _blockShift;
     private readonly TrackerOptions _options;
     private readonly MapFile? _file;
@@ -25,6 +24,10 @@ public sealed partial class ChangeTracker : FilterNode
     private string _reason;
     private byte _period;
     private uint _sequence;
+
+    // Replaced only by a resize (with the device drained, under _commitLock and _sync); read once per request.
+    private ChangeMap _map;
+    private long _deviceSize;
 
     private ChangeTracker(BlockNode next, TrackerOptions options, MapFile? file, Guid generation, string reason, byte period, uint sequence)
         : base(next, Ownership.None)
@@ -37,14 +40,14 @@ public sealed partial class ChangeTracker : FilterNode
         _reason = reason;
         _period = period;
         _sequence = sequence;
-        DeviceSize = next.Size;
+        _deviceSize = next.Size;
     }
 
     /// <inheritdoc/>
     public override string Kind => "tracker";
 
     /// <summary>The device size the map covers.</summary>
-    public long DeviceSize { get; }
+    public long DeviceSize => Volatile.Read(ref _deviceSize);
 
     /// <summary>Bytes per tracking block.</summary>
     public int BlockSize => _options.BlockSize;
@@ -71,21 +74,21 @@ public sealed partial class ChangeTracker : FilterNode
     public override string Describe() => $"tracker(period {Period}) → {Next.Describe()}";
 
     /// <inheritdoc/>
-    protected override NodeCapabilities ComputeCapabilities() => Next.Capabilities.Without(NodeFeatures.Resize);
+    protected override NodeCapabilities ComputeCapabilities() => Next.Capabilities;
 
     /// <summary>What the tracker knows, for <c>cbt info</c>.</summary>
     public TrackerInfo Info()
     {
-        var view = _map.Freeze();
         lock (_sync)
         {
+            var view = _map.Freeze();
             return new TrackerInfo(_generation, _reason, BlockSize, _period, view.CountChangedSince(0),
                 view.CountChangedSince((byte)(_period - 1)), _map.MemoryBytes, _file is not null);
         }
     }
 
     /// <summary>The map as it is now.</summary>
-    public FrozenMap Freeze() => _map.Freeze();
+    public FrozenMap Freeze() => Volatile.Read(ref _map).Freeze();
 
     /// <inheritdoc/>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -111,10 +114,30 @@ public sealed partial class ChangeTracker : FilterNode
         await Next.TrimAsync(offset, length, flags).ConfigureAwait(false);
     }
 
-    /// <inheritdoc/>
-    public override ValueTask ResizeAsync(long newSize) =>
-        ValueTask.FromException(new BlockException(BlockError.NotSupported,
-            "a tracked device cannot be resized in place; detach tracking, resize, and attach again (a new generation begins)"));
+    /// <summary>
+    /// Resizes the device, then starts a new generation with a map of the new size (the blocks past the
+    /// old end were never tracked, and backups of the old size cannot be the base of an incremental).
+    /// Call with the device's requests drained, as the daemon's <c>device resize</c> does.
+    /// </summary>
+    public override async ValueTask ResizeAsync(long newSize)
+    {
+        var oldSize = DeviceSize;
+        await Next.ResizeAsync(newSize).ConfigureAwait(false);
+        var size = Next.Size;
+        if (size == oldSize)
+        {
+            return;
+        }
+        lock (_commitLock)
+        {
+            lock (_sync)
+            {
+                Volatile.Write(ref _map, new ChangeMap((size + BlockSize - 1) >> _blockShift));
+                Volatile.Write(ref _deviceSize, size);
+                StartGeneration($"the device was resized from {oldSize} to {size} bytes");
+            }
+        }
+    }
 
     /// <summary>Marks a range as changed without writing it (<c>cbt mark-dirty</c>, writes to snapshot images).</summary>
     public ValueTask MarkDirtyAsync(long offset, long length)
@@ -169,8 +192,13 @@ public sealed partial class ChangeTracker : FilterNode
         Volatile.Write(ref _writesSinceHeartbeat, true);
         var (first, last) = Blocks(offset, length);
         var period = Volatile.Read(ref _period);
+        var map = Volatile.Read(ref _map);
+        if (last >= map.BlockCount)
+        {
+            return ValueTask.FromException(new BlockException(BlockError.Invalid, $"range {offset}:{length} is past the tracked device's end"));
+        }
         var durable = _file is null || _persistenceBroken is not null;
-        if (_map.AllAtLeast(first, last, period))
+        if (map.AllAtLeast(first, last, period))
         {
             // Marked already, but perhaps by a writer whose commit is still running: then this write
             // waits for that commit too. With no first write in progress this costs one read.
@@ -180,10 +208,10 @@ public sealed partial class ChangeTracker : FilterNode
         }
         if (durable)
         {
-            _map.Mark(first, last, period, null);
+            map.Mark(first, last, period, null);
             return default;
         }
-        return new ValueTask(MarkDurablyAsync(first, last, period));
+        return new ValueTask(MarkDurablyAsync(map, first, last, period));
     }
 
     // Caller holds _sync.

@@ -1,5 +1,3 @@
-using Blockshot.Core.Extents;
-
 namespace Blockshot.Tracking;
 
 /// <summary>The change map as it was at one instant (a snapshot take). Read-only and cheap to keep.</summary>
@@ -18,6 +16,19 @@ public sealed class FrozenMap
 
     /// <summary>The period a block last changed in, as of the freeze.</summary>
     public byte this[long block] => _pages[block >> ChangeMap.PageShift] is { } page ? page[block & (ChangeMap.PageSize - 1)] : (byte)0;
+
+    /// <summary>A map in which every block changed in the last possible period (one shared page: no memory per block).</summary>
+    internal static FrozenMap Everything(long blockCount)
+    {
+        var full = new byte[ChangeMap.PageSize];
+        full.AsSpan().Fill(byte.MaxValue);
+        var pages = new byte[]?[(blockCount + ChangeMap.PageSize - 1) >> ChangeMap.PageShift];
+        pages.AsSpan().Fill(full);
+        return new FrozenMap(pages, blockCount);
+    }
+
+    /// <summary>True when no block of page <paramref name="page"/> ever changed.</summary>
+    internal bool PageEmpty(long page) => _pages[page] is null;
 
     /// <summary>True when the block changed in a period after <paramref name="since"/>.</summary>
     public bool ChangedSince(long block, byte since) => this[block] > since;
@@ -42,31 +53,5 @@ public sealed class FrozenMap
             }
         }
         return n;
-    }
-
-    /// <summary>Appends runs of changed (1) and unchanged (0) blocks, in bytes, to <paramref name="extents"/>.</summary>
-    public void Describe(long offset, long length, int blockShift, byte since, long deviceSize, ExtentList extents)
-    {
-        var end = Math.Min(offset + length, deviceSize);
-        while (offset < end && !extents.IsFull)
-        {
-            var block = offset >> blockShift;
-            var p = block >> ChangeMap.PageShift;
-            long next;
-            uint flags;
-            if (_pages[p] is null)
-            {
-                next = (p + 1) << (ChangeMap.PageShift + blockShift);
-                flags = 0;
-            }
-            else
-            {
-                next = (block + 1) << blockShift;
-                flags = ChangedSince(block, since) ? 1u : 0u;
-            }
-            next = Math.Min(next, end);
-            extents.Add(next - offset, flags);
-            offset = next;
-        }
     }
 }

@@ -118,11 +118,46 @@ public class TrackerTests
     }
 
     [Fact]
-    public async Task A_tracked_device_refuses_an_in_place_resize()
+    public async Task An_in_place_resize_starts_a_new_generation_with_a_map_of_the_new_size()
     {
-        await using var device = new MemoryNode(1 << 20);
-        await using var tracker = await ChangeTracker.OpenAsync(device, new TrackerOptions());
-        var e = await Assert.ThrowsAsync<BlockException>(() => tracker.ResizeAsync(2 << 20).AsTask());
-        Assert.Equal(BlockError.NotSupported, e.Error);
+        using var dir = new TempDir();
+        await using var device = new MemoryNode(16 << 20);
+        var options = new TrackerOptions { BlockSize = 4096, SidecarPath = dir.File("disk.cbt") };
+        var tracker = await ChangeTracker.OpenAsync(device, options);
+        try
+        {
+            string? reason = null;
+            tracker.GenerationStarted += (_, r) => reason = r;
+            await tracker.WriteAsync(0, new byte[4096], IoFlags.None);
+            var first = tracker.Generation;
+
+            await tracker.ResizeAsync(24 << 20);
+            Assert.Equal(24L << 20, device.Size);
+            Assert.Equal(24L << 20, tracker.DeviceSize);
+            Assert.NotEqual(first, tracker.Generation);
+            Assert.Equal($"the device was resized from {16 << 20} to {24 << 20} bytes", reason);
+            Assert.Equal(0, tracker.Info().ChangedBlocks);
+            Assert.Equal(6144, tracker.Freeze().BlockCount);
+
+            // The new map covers the new end (a second map page), and it persists: a reopen keeps it.
+            await tracker.WriteAsync((24 << 20) - 4096, new byte[4096], IoFlags.None);
+            await tracker.CloseAsync();
+            await tracker.DisposeAsync();
+            var second = tracker.Generation;
+            tracker = await ChangeTracker.OpenAsync(device, options);
+            Assert.Equal(second, tracker.Generation);
+            Assert.True(tracker.Freeze().ChangedSince(6143, 0));
+            Assert.Equal(1, tracker.Info().ChangedBlocks);
+
+            // A shrink drops the old generation with its marks.
+            await tracker.ResizeAsync(1 << 20);
+            Assert.NotEqual(second, tracker.Generation);
+            Assert.Equal(256, tracker.Freeze().BlockCount);
+            await Assert.ThrowsAsync<BlockException>(() => tracker.MarkDirtyAsync(1 << 20, 4096).AsTask());
+        }
+        finally
+        {
+            await tracker.DisposeAsync();
+        }
     }
 }

@@ -29,7 +29,8 @@ internal static class CbtCommands
         var device = Device();
         var blockSize = new Option<string?>("--block-size") { Description = "Tracking block size, a power of two ≥ 4K (default 64K)" };
         var sidecar = new Option<string?>("--sidecar") { Description = "The map's file ('none': memory only; default FILE.cbt beside the image)" };
-        var command = new Command("attach", "Attach tracking to a device while clients stay connected (before its first snapshot)") { device, blockSize, sidecar };
+        var store = new Option<string?>("--store") { Description = "Also keep the generation's changes in the image: qcow2-bitmap[:NAME] (default name blockshot-cbt)" };
+        var command = new Command("attach", "Attach tracking to a device while clients stay connected (before its first snapshot)") { device, blockSize, sidecar, store };
         command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
         {
             var args = new JsonObject { ["device"] = parse.GetValue(device) };
@@ -40,6 +41,10 @@ internal static class CbtCommands
             if (parse.GetValue(sidecar) is { } s)
             {
                 args["sidecar"] = s == "none" ? s : Path.GetFullPath(s);
+            }
+            if (parse.GetValue(store) is { } st)
+            {
+                args["store"] = st;
             }
             var info = await client.CallAsync("cbt.attach", args, ProtocolJsonContext.Default.CbtInfo, ct).ConfigureAwait(false);
             Print(parse, info);
@@ -151,6 +156,10 @@ internal static class CbtCommands
         Printer.Line($"{info.Device}: generation {info.Generation} ({info.GenerationReason})");
         Printer.Line($"  block size {info.BlockSize / 1024} KiB, period {info.Period}, {info.ChangedBlocks} block(s) changed in the generation, {info.ChangedInPeriod} in this period");
         Printer.Line($"  map {SizeText.Format(info.MapBytes)} in memory, sidecar {info.Sidecar ?? "none (memory only)"}{(info.PersistenceProblem is null ? "" : $" — not vouching: {info.PersistenceProblem}")}");
+        if (info.Qcow2Bitmap is { } bitmap)
+        {
+            Printer.Line($"  the generation's changes also in the image's persistent bitmap {bitmap}");
+        }
     }
 
     private static long Size(string text, string what, bool allowZero = false)

@@ -5,18 +5,19 @@ using Blockshot.Daemon.Protocol;
 
 namespace Blockshot.Cli.Commands;
 
-/// <summary><c>blockshot device add|remove|list|suspend|resume|reload</c>: the daemon's devices.</summary>
+/// <summary><c>blockshot device add|remove|list|suspend|resume|reload|resize</c>: the daemon's devices.</summary>
 internal static class DeviceCommands
 {
     public static Command Create()
     {
-        var command = new Command("device", "Add, remove, list, suspend, resume and reload the daemon's devices");
+        var command = new Command("device", "Add, remove, list, suspend, resume, reload and resize the daemon's devices");
         command.Subcommands.Add(Add());
         command.Subcommands.Add(Remove());
         command.Subcommands.Add(List());
         command.Subcommands.Add(Suspend());
         command.Subcommands.Add(Resume());
         command.Subcommands.Add(Reload());
+        command.Subcommands.Add(Resize());
         return command;
     }
 
@@ -33,7 +34,8 @@ internal static class DeviceCommands
         var track = new Option<bool>("--track") { Description = "Attach changed-block tracking (map kept in FILE.cbt)" };
         var trackBlockSize = new Option<string?>("--track-block-size") { Description = "Tracking block size (default 64K)" };
         var trackSidecar = new Option<string?>("--track-sidecar") { Description = "The tracking map's file ('none': memory only)" };
-        var command = new Command("add", "Add a device from an image file or host block device") { name, file, format, readOnly, direct, forceShare, track, trackBlockSize, trackSidecar };
+        var trackStore = new Option<string?>("--track-store") { Description = "Also keep the generation's changes in the image: qcow2-bitmap[:NAME] (default name blockshot-cbt)" };
+        var command = new Command("add", "Add a device from an image file or host block device") { name, file, format, readOnly, direct, forceShare, track, trackBlockSize, trackSidecar, trackStore };
         command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
         {
             var info = await client.CallAsync("device.add", new JsonObject
@@ -44,9 +46,10 @@ internal static class DeviceCommands
                 ["read-only"] = parse.GetValue(readOnly),
                 ["direct"] = parse.GetValue(direct),
                 ["locking"] = !parse.GetValue(forceShare),
-                ["track"] = parse.GetValue(track) || parse.GetValue(trackBlockSize) is not null || parse.GetValue(trackSidecar) is not null,
+                ["track"] = parse.GetValue(track) || parse.GetValue(trackBlockSize) is not null || parse.GetValue(trackSidecar) is not null || parse.GetValue(trackStore) is not null,
                 ["track-block-size"] = parse.GetValue(trackBlockSize) is { } b ? (SizeText.TryParse(b, out var bytes) ? bytes : throw new CliException($"--track-block-size '{b}' is not a size", ExitCodes.Usage)) : null,
                 ["track-sidecar"] = parse.GetValue(trackSidecar) is { } s ? (s == "none" ? s : Path.GetFullPath(s)) : null,
+                ["track-store"] = parse.GetValue(trackStore),
             }, ProtocolJsonContext.Default.DeviceInfo, ct).ConfigureAwait(false);
             if (ClientOptions.Json(parse))
             {
@@ -161,6 +164,35 @@ internal static class DeviceCommands
             else
             {
                 Printer.Line($"reloaded device {info.Name}: {info.Stack}");
+            }
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command Resize()
+    {
+        var name = new Argument<string>("NAME") { Description = "Device name" };
+        var size = new Argument<string>("SIZE") { Description = "The new size (bytes, or with a binary suffix: 64M, 2G)" };
+        var timeout = new Option<int>("--timeout") { Description = "Milliseconds requests in flight may take to drain", DefaultValueFactory = _ => 10000 };
+        var command = new Command("resize", "Grow or shrink a device's image (raw file or qcow2); change tracking starts a new generation") { name, size, timeout };
+        command.SetAction(DaemonCall.Action(async (parse, client, ct) =>
+        {
+            var text = parse.GetValue(size)!;
+            var bytes = SizeText.TryParse(text, out var b) ? b : throw new CliException($"SIZE '{text}' is not a size", ExitCodes.Usage);
+            var info = await client.CallAsync("device.resize", new JsonObject
+            {
+                ["name"] = parse.GetValue(name),
+                ["size"] = bytes,
+                ["timeout-ms"] = parse.GetValue(timeout),
+            }, ProtocolJsonContext.Default.DeviceInfo, ct).ConfigureAwait(false);
+            if (ClientOptions.Json(parse))
+            {
+                Printer.Json(info, ProtocolJsonContext.Default.DeviceInfo);
+            }
+            else
+            {
+                Printer.Line($"resized device {info.Name} to {SizeText.Format(info.Size)}");
             }
             return ExitCodes.Success;
         }));

@@ -117,7 +117,7 @@ internal static class SnapshotCommands
                 Printer.Line($"    storage {d.Storage}: {SizeText.Format(d.StorageUsed)} used of {(d.StorageLimit >= long.MaxValue / 16 ? "unlimited" : SizeText.Format(d.StorageLimit))}; table {SizeText.Format(d.TableBytes)}");
                 if (d.CbtGeneration is not null)
                 {
-                    Printer.Line($"    cbt generation {d.CbtGeneration}: dirty bitmap = changes after period {d.CbtSince}; this snapshot ended period {d.CbtPeriod}");
+                    Printer.Line($"    cbt generation {d.CbtGeneration}: dirty bitmap = changes after period {d.CbtSince} ({d.CbtBitmap}); this snapshot ended period {d.CbtPeriod}");
                 }
                 if (d.Exports.Count > 0)
                 {

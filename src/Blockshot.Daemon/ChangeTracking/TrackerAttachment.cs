@@ -3,8 +3,11 @@ using Blockshot.Tracking;
 namespace Blockshot.Daemon.ChangeTracking;
 
 /// <summary>A device's change tracker and the options it was attached with.</summary>
-internal sealed class TrackerAttachment(ChangeTracker tracker, TrackerOptions options)
+internal sealed class TrackerAttachment(ChangeTracker tracker, TrackerOptions options, string? qcow2Bitmap)
 {
+    /// <summary>The persistent bitmap in the qcow2 image that mirrors the generation's changes, if any.</summary>
+    public string? Qcow2Bitmap { get; } = qcow2Bitmap;
+
     /// <summary>The filter (pinned right above the leaf).</summary>
     public ChangeTracker Tracker { get; } = tracker;
 

@@ -55,8 +55,14 @@ internal sealed partial class Device
             _retired.AddRange(_nodes);
             _nodes = [];
             await DisposeRetiredCoreAsync().ConfigureAwait(false);
-            await ClosePinnedAsync().ConfigureAwait(false);
+            var tracker = await ClosePinnedAsync().ConfigureAwait(false);
             await _leaf.DisposeAsync().ConfigureAwait(false);
+            if (tracker is not null)
+            {
+                // After the leaf's last write (a qcow2 image stores its bitmaps at close), so the
+                // identity the clean close records is the file's final one.
+                await tracker.CloseAsync().ConfigureAwait(false);
+            }
             await Slot.DisposeAsync().ConfigureAwait(false);
         }
         finally

@@ -38,7 +38,7 @@ internal sealed partial class Device
     }
 
     /// <summary>Attaches change tracking above the leaf, beneath every other filter, while clients stay connected.</summary>
-    public async Task AttachTrackerAsync(TrackerOptions options, TimeSpan timeout)
+    public async Task AttachTrackerAsync(TrackerOptions options, TimeSpan timeout, string? qcow2Bitmap)
     {
         await _control.WaitAsync().ConfigureAwait(false);
         try
@@ -66,7 +66,7 @@ internal sealed partial class Device
             {
                 throw new ControlException(ControlErrorCodes.IoError, $"cannot attach tracking to {Name}: {e.Message}", e);
             }
-            var attachment = new TrackerAttachment(tracker, options);
+            var attachment = new TrackerAttachment(tracker, options, qcow2Bitmap);
             await RestackAsync(() => Volatile.Write(ref _tracker, attachment), timeout, () => Volatile.Write(ref _tracker, null)).ConfigureAwait(false);
         }
         finally
@@ -120,16 +120,14 @@ internal sealed partial class Device
     /// <summary>With the slot suspended: rebuilds the user's filters over the current pinned top.</summary>
     private void RestackLocked() => ReplaceLocked(_filters, _leaf, _spec);
 
-    // Closing: CBW (clean close of a persistent log) and tracking (clean flag), after the leaf's flush.
-    private async Task ClosePinnedAsync()
+    // Closing, after the leaf's flush: CBW (clean close of a persistent log). Returns the tracker, for its
+    // clean close once the leaf is closed.
+    private async Task<TrackerAttachment?> ClosePinnedAsync()
     {
         if (Interlocked.Exchange(ref _cbw, null) is { } cbw)
         {
             await cbw.CloseAsync(clean: true).ConfigureAwait(false);
         }
-        if (Interlocked.Exchange(ref _tracker, null) is { } tracker)
-        {
-            await tracker.CloseAsync().ConfigureAwait(false);
-        }
+        return Interlocked.Exchange(ref _tracker, null);
     }
 }

@@ -10,6 +10,7 @@ internal static class EventNames
     public const string DeviceSuspended = "device.suspended";
     public const string DeviceResumed = "device.resumed";
     public const string DeviceReloaded = "device.reloaded";
+    public const string DeviceResized = "device.resized";
     public const string FilterInserted = "filter.inserted";
     public const string FilterRemoved = "filter.removed";
     public const string ExportAdded = "export.added";
@@ -36,6 +37,7 @@ internal static class EventNames
         Info(DeviceSuspended, "a device was suspended; data: name"),
         Info(DeviceResumed, "a device was resumed; data: name, reason (request or hold-expired)"),
         Info(DeviceReloaded, "a device's leaf was reopened; data: name, file, error (when it failed)"),
+        Info(DeviceResized, "a device's image was resized; data: name, size"),
         Info(FilterInserted, "a filter was inserted; data: device, filter, type"),
         Info(FilterRemoved, "a filter was removed; data: device, filter, type"),
         Info(ExportAdded, "an export was added; data: export (the export-info object)"),

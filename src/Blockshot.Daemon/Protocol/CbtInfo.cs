@@ -32,4 +32,7 @@ public sealed class CbtInfo
 
     /// <summary>Why the sidecar stopped vouching (a write failed), when it did.</summary>
     public string? PersistenceProblem { get; init; }
+
+    /// <summary>The persistent bitmap in the qcow2 image that holds the generation's changes, when kept there.</summary>
+    public string? Qcow2Bitmap { get; init; }
 }

@@ -56,4 +56,11 @@ public sealed class SnapshotMemberInfo
 
     /// <summary>The period this snapshot ended (cbt map --since it gives the changes after this snapshot).</summary>
     public int? CbtPeriod { get; init; }
+
+    /// <summary>
+    /// How the dirty bitmap was obtained: exact (the take's changes, plus writes through a writable image),
+    /// superset (reopened without the take's saved changes: every change after cbt-since up to now), or
+    /// everything (reopened in another generation: every block).
+    /// </summary>
+    public string? CbtBitmap { get; init; }
 }

@@ -16,9 +16,10 @@ internal static class CbtMethods
                 Device,
                 Opt("block-size", ParamType.Integer, "bytes per tracking block, a power of two ≥ 4096", "65536"),
                 Opt("sidecar", ParamType.String, "the map's file, or none for memory only", "FILE.cbt beside a regular file"),
+                Opt("store", ParamType.String, "also keep the generation's changes in the image: qcow2-bitmap[:NAME]", "sidecar"),
             ],
             "cbt-info",
-            async (p, _, _) => Json.Of(await r.AttachTrackerAsync(p.String("device"), BlockSize(p), p.OptionalString("sidecar")).ConfigureAwait(false)));
+            async (p, _, _) => Json.Of(await r.AttachTrackerAsync(p.String("device"), BlockSize(p), p.OptionalString("sidecar"), p.OptionalString("store")).ConfigureAwait(false)));
 
         yield return new("cbt.detach", "Detach change tracking (the sidecar records a clean stop)", [Device], "{detached: device}",
             async (p, _, _) =>

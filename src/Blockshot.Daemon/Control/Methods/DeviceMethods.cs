@@ -23,12 +23,13 @@ internal static class DeviceMethods
                 Opt("track", ParamType.Boolean, "attach change tracking", "false"),
                 Opt("track-block-size", ParamType.Integer, "bytes per tracking block", "65536"),
                 Opt("track-sidecar", ParamType.String, "the tracking map's file, or none", "FILE.cbt beside a regular file"),
+                Opt("track-store", ParamType.String, "also keep the generation's changes in the image: qcow2-bitmap[:NAME]", "sidecar"),
             ],
             "device-info",
             async (p, _, _) => Json.Of(await r.AddDeviceAsync(p.String("name"), p.String("file"), p.OptionalString("format"),
                 p.Boolean("read-only"), p.Boolean("direct"), p.Boolean("locking", true), null,
                 p.Boolean("track") ? new ChangeTracking.TrackRequest(
-                    p.OptionalInteger("track-block-size") is { } b ? (int)Math.Clamp(b, 0, 1 << 30) : null, p.OptionalString("track-sidecar")) : null).ConfigureAwait(false)));
+                    p.OptionalInteger("track-block-size") is { } b ? (int)Math.Clamp(b, 0, 1 << 30) : null, p.OptionalString("track-sidecar"), p.OptionalString("track-store")) : null).ConfigureAwait(false)));
 
         yield return new("device.remove", "Remove a device; refused while it is exported or used by a job unless forced",
             [Name, Opt("force", ParamType.Boolean, "remove its exports and cancel its jobs first", "false")],
@@ -72,5 +73,10 @@ internal static class DeviceMethods
             "device-info",
             async (p, _, _) => Json.Of(await r.ReloadAsync(p.String("name"), p.OptionalString("file"), p.OptionalString("format"),
                 p.Milliseconds("timeout-ms", Registry.DefaultTimeout)).ConfigureAwait(false)));
+
+        yield return new("device.resize", "Grow or shrink a device's image (raw file or qcow2) with its requests drained; tracking starts a new generation",
+            [Name, Req("size", ParamType.Integer, "the new size in bytes"), Timeout],
+            "device-info",
+            async (p, _, _) => Json.Of(await r.ResizeAsync(p.String("name"), p.Integer("size", 0), p.Milliseconds("timeout-ms", Registry.DefaultTimeout)).ConfigureAwait(false)));
     }
 }
