@@ -25,6 +25,7 @@ public sealed partial class ChangeTracker
     private int _marking;
 
     private bool _writesSinceHeartbeat;
+    private long _heartbeatTicks;
     private string? _persistenceBroken;
     private CancellationTokenSource? _heartbeatStop;
     private Task? _heartbeat;
@@ -127,8 +128,7 @@ public sealed partial class ChangeTracker
         {
             return "tracking stopped uncleanly and the device cannot show whether anything wrote it since";
         }
-        var slack = 2 * options.Heartbeat.Ticks + TimeSpan.TicksPerSecond;
-        if (now.ModifiedTicks > header.HeartbeatTicks + slack || now.Inode != header.Identity.Inode && header.Identity.Inode != 0)
+        if (now.ModifiedTicks > header.HeartbeatTicks + options.Lease.Ticks || now.Inode != header.Identity.Inode && header.Identity.Inode != 0)
         {
             return $"tracking stopped uncleanly and the device was modified afterwards ({new DateTime(now.ModifiedTicks, DateTimeKind.Utc):u})";
         }
@@ -311,12 +311,34 @@ public sealed partial class ChangeTracker
         try
         {
             _file.WriteHeader(header);
+            Volatile.Write(ref _heartbeatTicks, header.HeartbeatTicks);
         }
         catch (IOException e)
         {
             _persistenceBroken = e.Message;
         }
     }
+
+    /// <summary>True when a write must renew the heartbeat before it reaches the device.</summary>
+    private bool HeartbeatIsStale =>
+        _file is not null && _persistenceBroken is null &&
+        DateTime.UtcNow.Ticks - Volatile.Read(ref _heartbeatTicks) > _options.Lease.Ticks / 2;
+
+    /// <summary>
+    /// Renews a stale heartbeat before a write goes on (the first write after an idle spell, or when a
+    /// loaded machine starved the timer), so the write cannot look foreign after an unclean stop. A failed
+    /// renewal marks persistence broken (the next open starts a new generation), as any header write does.
+    /// </summary>
+    private Task RenewHeartbeatAsync() => Task.Run(() =>
+    {
+        lock (_sync)
+        {
+            if (HeartbeatIsStale)
+            {
+                PersistHeader(clean: false);
+            }
+        }
+    });
 
     private void StartHeartbeat()
     {

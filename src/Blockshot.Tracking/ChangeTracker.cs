@@ -190,6 +190,17 @@ public sealed partial class ChangeTracker : FilterNode
             return default;
         }
         Volatile.Write(ref _writesSinceHeartbeat, true);
+        return HeartbeatIsStale ? new ValueTask(RenewThenMarkAsync(offset, length)) : MarkCoreAsync(offset, length);
+    }
+
+    private async Task RenewThenMarkAsync(long offset, long length)
+    {
+        await RenewHeartbeatAsync().ConfigureAwait(false);
+        await MarkCoreAsync(offset, length).ConfigureAwait(false);
+    }
+
+    private ValueTask MarkCoreAsync(long offset, long length)
+    {
         var (first, last) = Blocks(offset, length);
         var period = Volatile.Read(ref _period);
         var map = Volatile.Read(ref _map);

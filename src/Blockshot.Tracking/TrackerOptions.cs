@@ -16,4 +16,12 @@ public sealed record TrackerOptions
 
     /// <summary>How often, while writes flow, the tracker records that it still vouches for the device.</summary>
     public TimeSpan Heartbeat { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// How long a heartbeat vouches for the device's writes: after an unclean stop, a device modified later
+    /// than the last heartbeat plus this was written by someone else (a new generation). No write reaches
+    /// the device under a heartbeat older than half of it (the write renews it first), so a slow machine
+    /// cannot make a tracked write look foreign.
+    /// </summary>
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(10);
 }

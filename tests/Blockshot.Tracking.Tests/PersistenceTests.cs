@@ -8,7 +8,7 @@ public class PersistenceTests
 {
     private const int Block = 64 << 10;
 
-    private static async Task<(RawFileNode Device, ChangeTracker Tracker)> OpenAsync(string image, string sidecar)
+    private static async Task<(RawFileNode Device, ChangeTracker Tracker)> OpenAsync(string image, string sidecar, TimeSpan? lease = null)
     {
         var device = RawFileNode.Open(image);
         var tracker = await ChangeTracker.OpenAsync(device, new TrackerOptions
@@ -17,6 +17,7 @@ public class PersistenceTests
             SidecarPath = sidecar,
             Identity = () => DeviceIdentity.Of(image),
             Heartbeat = TimeSpan.FromMilliseconds(200),
+            Lease = lease ?? TimeSpan.FromSeconds(10),
         });
         return (device, tracker);
     }
@@ -55,6 +56,31 @@ public class PersistenceTests
             Assert.Equal(1, map[3]);
             Assert.Equal(2, map[7]);
             Assert.Equal(0, map[5]);
+        }
+    }
+
+    [Fact]
+    public async Task A_write_after_an_idle_spell_renews_the_heartbeat_so_an_unclean_stop_keeps_the_generation()
+    {
+        // The timer only beats while writes flow. A block marked already costs its write nothing durable,
+        // so without the renewal a stop right after an idle spell would make that write look foreign.
+        using var dir = new TempDir();
+        var image = NewImage(dir);
+        var lease = TimeSpan.FromMilliseconds(800);
+        var (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"), lease);
+        await tracker.WriteAsync(3 * Block, new byte[10], IoFlags.None);
+        var generation = tracker.Generation;
+        await Task.Delay(lease * 3);
+        await tracker.WriteAsync(3 * Block, new byte[] { 1, 2, 3 }, IoFlags.None);
+        await tracker.DisposeAsync(); // no CloseAsync: an unclean stop
+        await device.DisposeAsync();
+
+        (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"), lease);
+        await using (device)
+        await using (tracker)
+        {
+            Assert.True(generation == tracker.Generation, $"a new generation began: {tracker.Info().GenerationReason}");
+            Assert.Equal(1, tracker.Freeze()[3]);
         }
     }
 
