@@ -8,6 +8,7 @@ Layout:
   fio.py        fio nbd-engine command lines and result parsing (IOPS, MB/s, latency percentiles)
   scenarios.py  the benchmark rows, as data
   daemon_rows.py  rows that need the Blockshot daemon (filter swaps, suspend stalls, mirror vs qemu-img)
+  cbt_rows.py   change-tracking overhead rows (a tracked and an untracked device of one daemon)
   control.py    a minimal client of the daemon's control socket
   runner.py     the measurement loop (rounds, rotation, per-job sampling)
   report.py     medians, ratios, tables and the JSON document

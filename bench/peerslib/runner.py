@@ -7,6 +7,7 @@ the machine falls on all of them alike. Before every job the page cache's dirty 
 (sync), and while the job runs the server's RSS and CPU time are sampled.
 """
 
+import dataclasses
 import json
 import os
 
@@ -164,7 +165,7 @@ class Run:
         server.image = image
         # The daemon's control socket, for rows that drive it (the daemon rows, the snapshot rows).
         server.control = (server_specs.daemon_control(launch)
-                          if {"daemon", "snapshot"} & set(spec.features) else "")
+                          if {"daemon", "snapshot", "cbt"} & set(spec.features) else "")
         return server
 
     def _export_info(self, name, uri):
@@ -218,7 +219,7 @@ class Run:
         first_cmd = len(self.cmdlog.entries)
         try:
             with procs.ProcessSampler(server.server_pid) as sampler:  # pid None: a tool peer, nothing sampled
-                sample = row.run(row, self.ctx, ep)
+                sample = row.run(row, dataclasses.replace(self.ctx, round=rnd + 1), ep)
             record["metrics"] = sample.metrics
             record["command"] = util.shell_join(sample.argv)
             record["raw"] = sample.raw

@@ -44,6 +44,7 @@ class RunContext:
     timeout: float     # seconds before a job is abandoned
     server_opts: dict = field(default_factory=dict)   # launcher path etc., for rows that start servers
     start_timeout: float = 60.0                       # seconds for such a server's socket to answer
+    round: int = 1                                    # the round this job belongs to (1-based)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,11 @@ SCENARIOS += QCOW2_SCENARIOS
 from .snapshot_rows import SNAPSHOT_SCENARIOS  # noqa: E402
 
 SCENARIOS += SNAPSHOT_SCENARIOS
+
+# The change-tracking overhead rows (a tracked and an untracked device of one daemon).
+from .cbt_rows import CBT_SCENARIOS  # noqa: E402
+
+SCENARIOS += CBT_SCENARIOS
 
 BY_NAME = {s.name: s for s in SCENARIOS}
 

@@ -8,6 +8,7 @@ To add a server, write its command function and append a ServerSpec to SERVERS.
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -117,6 +118,32 @@ def _blockshot_snap_setup(spec, launch):
                    "exports": [{"device": "disk", "name": launch.name}]}, f)
 
 
+TRACKED_DEVICE = "disk"
+UNTRACKED_DEVICE = "plain"
+
+
+def untracked_image(image):
+    """The cbt rows' second device: a copy of the same image beside the first."""
+    return image + ".untracked"
+
+
+def _blockshot_cbt_setup(spec, launch):
+    """The cbt rows' daemon: devices 'disk' (tracked once it is up) and 'plain' over two identical copies.
+
+    The second copy is made here like the runner's (cp --reflink=never, then sync), so both devices start
+    from identically written, fully allocated files.
+    """
+    plain = untracked_image(launch.image)
+    subprocess.run(["cp", "--reflink=never", launch.image, plain], check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(["sync"], check=True)
+    _, config = _daemon_paths(launch)
+    with open(config, "w") as f:
+        json.dump({"devices": [{"name": TRACKED_DEVICE, "file": launch.image, "format": "raw"},
+                               {"name": UNTRACKED_DEVICE, "file": plain, "format": "raw"}],
+                   "exports": [{"device": TRACKED_DEVICE, "name": launch.name},
+                               {"device": UNTRACKED_DEVICE, "name": UNTRACKED_DEVICE}]}, f)
+
+
 def daemon_control(launch):
     return _daemon_paths(launch)[0]
 
@@ -208,6 +235,10 @@ SERVERS = [
                setup=_blockshot_snap_setup,
                note="./blockshot daemon --control CTRL --nbd-socket SOCK --config CFG (device 'disk' over IMAGE); "
                     "snapshot.create --storage file:PATH --chunk-size 64K per job"),
+    ServerSpec("blockshot-cbt", tools=(), formats=("cbtraw",), command=_blockshot_daemon,
+               prepare=_blockshot_prepare, cwd=_blockshot_cwd, features=("cbt",), setup=_blockshot_cbt_setup,
+               note="./blockshot daemon --control CTRL --nbd-socket SOCK --config CFG (devices 'disk' and 'plain' "
+                    "over two copies of IMAGE, exported as NAME and 'plain'); cbt attach disk once it is up"),
     ServerSpec("qsd-snap", tools=("qemu-storage-daemon", "qemu-img"), formats=("snapraw",), command=_no_process,
                version_argv=("qemu-storage-daemon", "--version"), features=("snapshot",), process=False,
                note="qemu-storage-daemon copy-before-write + snapshot-access over IMAGE, fresh qcow2 fleecing "

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from peerslib import (cli, daemon_rows, fio, fuse_mounts, procs, report, runner, scenarios, servers,  # noqa: E402
                       snapshot_rows, util)
+from peerslib import cbt_rows  # noqa: E402  (after scenarios, which imports the row modules)
 
 FIO_STDOUT = "fio: connected to NBD server\n" + json.dumps({
     "fio version": "fio-3.33",
@@ -253,6 +254,78 @@ class PureHelpers(unittest.TestCase):
         self.assertNotIn("--time_based", argv)
         self.assertEqual(snapshot_rows.region_size(4 << 30), 1 << 30)
         self.assertEqual(snapshot_rows.region_size(256 << 20), 64 << 20)
+
+    def test_cbt_rows_run_on_one_daemon_with_a_tracked_and_an_untracked_copy(self):
+        rows = scenarios.select("cbt")
+        self.assertEqual([r.name for r in rows], ["cbt-randwrite-marked-4k-qd32", "cbt-randwrite-fresh-4k-qd32"])
+        self.assertEqual(servers.default_names(rows), ["blockshot-cbt"])
+        self.assertTrue(all(r.baseline == "blockshot-cbt" and r.image == "cbtraw" for r in rows))
+        self.assertTrue(all(r.headline.key == "tracked_over_untracked" for r in rows))
+        self.assertFalse(servers.BY_NAME["blockshot-snap"].supports(rows[0]))
+        with tempfile.TemporaryDirectory() as d:
+            image = os.path.join(d, "i.raw")
+            with open(image, "wb") as f:
+                f.write(os.urandom(8192))
+            launch = servers.Launch(image=image, fmt="cbtraw", socket=os.path.join(d, "s.sock"))
+            spec = servers.BY_NAME["blockshot-cbt"]
+            self.assertEqual(spec.command(spec, launch, {"blockshot": "/repo/blockshot"})[1], "daemon")
+            spec.setup(spec, launch)
+            plain = servers.untracked_image(image)
+            with open(image, "rb") as a, open(plain, "rb") as b:
+                self.assertEqual(a.read(), b.read())
+            with open(os.path.join(d, "s.json")) as f:
+                config = json.load(f)
+            self.assertEqual(config["devices"], [{"name": "disk", "file": image, "format": "raw"},
+                                                 {"name": "plain", "file": plain, "format": "raw"}])
+            self.assertEqual(config["exports"], [{"device": "disk", "name": "disk"},
+                                                 {"device": "plain", "name": "plain"}])
+
+    def test_cbt_rows_alternate_the_order_and_divide_tracked_by_untracked(self):
+        self.assertTrue(cbt_rows.tracked_first(1))
+        self.assertFalse(cbt_rows.tracked_first(2))
+        self.assertTrue(cbt_rows.tracked_first(3))
+        ep = scenarios.Endpoint("blockshot-cbt", "nbd+unix:///disk?socket=/w/s.sock", "/w/s.sock", "disk")
+        self.assertEqual(cbt_rows.device_uri(ep, "disk"), ep.uri)
+        self.assertEqual(cbt_rows.device_uri(ep, "plain"), "nbd+unix:///plain?socket=/w/s.sock")
+        self.assertEqual(cbt_rows.fresh_writes(4 << 30), 16384)       # one write per 4 blocks of 64 KiB
+        self.assertEqual(cbt_rows.region_size(4 << 30), 1 << 30)
+        self.assertEqual(cbt_rows.region_size(256 << 20), 256 << 20)
+        argv = cbt_rows.counted_writes_argv(ep.uri, "n", 4 << 30, 16384)
+        self.assertIn(f"--io_size={16384 * 4096}", argv)
+        self.assertIn("--randrepeat=1", argv)
+        self.assertNotIn("--time_based", argv)
+        self.assertIn("--time_based", cbt_rows.timed_writes_argv(ep.uri, "n", 1 << 30, 4))
+        self.assertIn("--rw=write", cbt_rows.fill_argv(ep.uri, 1 << 30))
+        tracked = ({"iops": 900.0, "p50": 1.0, "p99": 2.0, "cpu_us_per_write": 20.0}, {"jobname": "t"})
+        untracked = ({"iops": 1000.0, "p50": 1.0, "p99": 2.0, "cpu_us_per_write": 18.0}, {"jobname": "u"})
+        sample = cbt_rows._sample(["plain", "disk"], {"disk": tracked, "plain": untracked}, ["fio"], {}, {})
+        self.assertAlmostEqual(sample.metrics["tracked_over_untracked"], 0.9)
+        self.assertEqual(sample.metrics["untracked_iops"], 1000.0)
+        self.assertEqual(sample.raw["order"], ["plain", "disk"])
+
+    def test_each_job_is_told_its_round(self):
+        seen = []
+
+        def run(scenario, ctx, ep):
+            seen.append(ctx.round)
+            return scenarios.Sample({"iops": 1.0}, ["true"])
+
+        row = scenarios.Scenario("r", "r", (scenarios.IOPS,), run, tools=())
+
+        class Opts:
+            size, runtime, ramp_time, rounds, warmup, start_timeout = 1 << 20, 1, 0, 3, 0, 5
+            server_opts = {}
+
+        class Peer:
+            server_pid, uri, socket_path, export_name, image, control, device = None, "", "", "", "", "", ""
+
+            def alive(self):
+                return True
+
+        run_ = runner.Run(Opts(), [], [row], util.CommandLog(), None, "/tmp")
+        for rnd in range(3):
+            run_._measure(rnd, 0, row, "x", Peer())
+        self.assertEqual(seen, [1, 2, 3])
 
     def test_fuse_mounts_and_loop_devices_are_read_from_mountinfo_and_sysfs(self):
         with tempfile.TemporaryDirectory() as d:
