@@ -259,6 +259,7 @@ public sealed class NbdServer : IAsyncDisposable
             {
                 client.NoDelay = true;
             }
+            TuneSendBuffer(client);
             var id = Interlocked.Increment(ref _nextId);
             var remote = client.RemoteEndPoint is IPEndPoint ip ? ip.ToString() : "unix";
             var connection = new NbdConnection(this, client, id, remote, _options, _logger);
@@ -267,6 +268,27 @@ public sealed class NbdServer : IAsyncDisposable
             var task = Task.Run(connection.RunAsync, CancellationToken.None);
             _connectionTasks[id] = task;
             _ = task.ContinueWith(_ => _connectionTasks.TryRemove(id, out Task? _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>The send buffer of each open connection's socket, as the kernel reports it (for tests).</summary>
+    internal IReadOnlyList<int> ConnectionSendBufferSizes => [.. _connections.Values.Select(c => c.SendBufferBytes)];
+
+    // A large reply then goes out in one send instead of in pieces, each waiting for the client to read
+    // the previous one. A refusal (an odd socket type) leaves the default: it costs speed, not correctness.
+    private void TuneSendBuffer(Socket client)
+    {
+        if (_options.SendBufferBytes <= 0)
+        {
+            return;
+        }
+        try
+        {
+            client.SendBufferSize = _options.SendBufferBytes;
+        }
+        catch (SocketException e)
+        {
+            NbdLog.SendBufferRefused(_logger, _options.SendBufferBytes, e.Message);
         }
     }
 

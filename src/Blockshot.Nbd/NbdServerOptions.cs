@@ -36,6 +36,14 @@ public sealed class NbdServerOptions
     /// <summary>Where request and reply buffers come from.</summary>
     public BufferPool Buffers { get; init; } = BufferPool.Shared;
 
+    /// <summary>
+    /// The socket send buffer asked for on every accepted connection (SO_SNDBUF; the kernel caps it at
+    /// net.core.wmem_max and doubles it for its bookkeeping); 0 keeps the kernel's default. Unix sockets
+    /// default to about 208 KiB, less than one 256 KiB read reply, so without it every large reply is
+    /// sent in pieces with a wait for the client in between.
+    /// </summary>
+    public int SendBufferBytes { get; init; } = 2 << 20;
+
     /// <summary>Reads at least this long without the DF flag are scanned for zero runs, sent as holes.</summary>
     public int HoleScanMinLength { get; init; } = 128 << 10;
 }

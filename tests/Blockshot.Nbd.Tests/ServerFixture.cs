@@ -21,6 +21,7 @@ public sealed class ServerFixture : IAsyncDisposable
             MaxInFlightPerConnection = o.MaxInFlightPerConnection,
             MaxConnections = o.MaxConnections,
             DefaultExport = o.DefaultExport,
+            SendBufferBytes = o.SendBufferBytes,
         });
         SocketPath = _dir.File("nbd.sock");
         Server.ListenUnix(SocketPath);

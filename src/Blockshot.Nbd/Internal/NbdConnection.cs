@@ -54,6 +54,9 @@ internal sealed partial class NbdConnection
 
     public long Id { get; }
 
+    /// <summary>The socket's send buffer as the kernel reports it (doubled for its bookkeeping).</summary>
+    public int SendBufferBytes => _socket.SendBufferSize;
+
     public string Remote { get; }
 
     /// <summary>The export chosen in the handshake, once chosen.</summary>

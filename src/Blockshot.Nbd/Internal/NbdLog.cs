@@ -23,6 +23,9 @@ internal static partial class NbdLog
     [LoggerMessage(105, LogLevel.Warning, "accept on {Endpoint} failed")]
     public static partial void AcceptFailed(ILogger logger, string endpoint, Exception exception);
 
+    [LoggerMessage(106, LogLevel.Warning, "could not set a {Bytes}-byte socket send buffer; large replies go out in pieces: {Reason}")]
+    public static partial void SendBufferRefused(ILogger logger, int bytes, string reason);
+
     [LoggerMessage(200, LogLevel.Warning, "connection {Id}: {Command} at {Offset}+{Length} failed with an unexpected error")]
     public static partial void RequestCrashed(ILogger logger, long id, string command, ulong offset, uint length, Exception exception);
 
