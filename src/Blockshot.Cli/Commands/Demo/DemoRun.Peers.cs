@@ -26,7 +26,7 @@ internal sealed partial class DemoRun
             Say($"nbdinfo --map={BitmapContext} of '{snapshot.Name}' (the same runs):");
             foreach (var line in lines)
             {
-                Detail(line.Trim());
+                Detail(line.TrimEnd());
             }
         }
     }

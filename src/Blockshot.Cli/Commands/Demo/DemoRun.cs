@@ -69,7 +69,7 @@ internal sealed partial class DemoRun(string dir, long size, CancellationToken c
         await WriteAsync(client, size / 2 + 112345, RandomNumberGenerator.GetBytes(256 << 10)).ConfigureAwait(false);
         await WriteAsync(client, size - 8192, RandomNumberGenerator.GetBytes(8192)).ConfigureAwait(false);
         await client.FlushAsync(ct).ConfigureAwait(false);
-        Say($"destroyed snapshot 'full' and wrote {Written(_sinceTake.TakeLast(3))} more");
+        Say($"destroyed snapshot 'full' (the backup has it) and wrote 3 more ranges: {Written(_sinceTake.TakeLast(3))}");
         var incr = await daemon.TakeSnapshotAsync(Device, "incr1", $"dir:{dir}", ct).ConfigureAwait(false);
         var atIncr = _disk.Clone();
         var incrExport = await daemon.ExportSnapshotAsync(Device, "incr1", ct).ConfigureAwait(false);
