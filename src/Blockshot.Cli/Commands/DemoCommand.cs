@@ -42,6 +42,10 @@ internal static class DemoCommand
 
     private static async Task<int> RunAsync(string? dirOption, bool keep, long size, CancellationToken ct)
     {
+        if (dirOption is not null && System.Text.Encoding.UTF8.GetByteCount(Path.Combine(Path.GetFullPath(dirOption), "control.sock")) > 107)
+        {
+            throw new CliException($"--dir {dirOption}: too long for the Unix sockets the demo makes there (at most 107 bytes for DIR/control.sock)", ExitCodes.Usage);
+        }
         var created = dirOption is null || !Directory.Exists(dirOption);
         var dir = dirOption is null ? Directory.CreateTempSubdirectory("blockshot-demo-").FullName : Path.GetFullPath(dirOption);
         Directory.CreateDirectory(dir);
