@@ -140,10 +140,43 @@ public class ServeTests
     }
 
     [Fact]
-    public async Task Demo_runs_end_to_end()
+    public async Task Demo_runs_the_backup_main_job_end_to_end_and_removes_its_directory()
     {
         var r = (await Run.BlockshotAsync("demo", "--size", "256M")).Ok("demo");
+        Assert.Contains("started the daemon in this process", r.Stdout);
+        Assert.Contains("added device 'disk' with changed-block tracking", r.Stdout);
         Assert.Contains("identical", r.Stdout);
         Assert.Contains("hole, reads as zero", r.Stdout);
+        Assert.Contains("snapshot verified: 'full' reads the take-time data", r.Stdout);
+        Assert.Contains("full backup verified: copied 'disk.full'", r.Stdout);
+        Assert.Contains("dirty bitmap verified: exactly the 64.0 KiB blocks written since 'full' (5 runs, ", r.Stdout);
+        Assert.Contains("cbt map --since 1 agrees", r.Stdout);
+        Assert.Contains("incremental backup verified:", r.Stdout);
+        Assert.Contains("equals snapshot 'incr1'", r.Stdout);
+        Assert.Contains("destroyed 'incr1' and stopped the daemon", r.Stdout);
+        var removed = r.Stdout[(r.Stdout.IndexOf("; removed ", StringComparison.Ordinal) + "; removed ".Length)..].Trim();
+        Assert.StartsWith(Path.GetTempPath().TrimEnd('/'), removed);
+        Assert.False(Directory.Exists(removed), $"the demo left {removed}");
+    }
+
+    [RequiresToolsFact("qemu-img", "nbdinfo")]
+    public async Task Demo_keeps_its_backups_and_qemu_img_finds_the_restored_incremental_equal_to_the_disk()
+    {
+        using var tmp = new TempDir();
+        var dir = tmp.File("demo");
+        var r = (await Run.BlockshotAsync("demo", "--size", "256M", "--dir", dir, "--keep")).Ok("demo");
+        Assert.Contains("qemu-img compare of the restored backup and 'disk.incr1': Images are identical.", r.Stdout);
+        Assert.Contains("nbdinfo --map=qemu:dirty-bitmap:blockshot-cbt of 'disk.incr1'", r.Stdout);
+        Assert.Contains($"kept {dir}", r.Stdout);
+
+        var disk = Path.Combine(dir, "disk.raw");
+        var full = Path.Combine(dir, "full.qcow2");
+        var restored = Path.Combine(dir, "restored-incr1.qcow2");
+        (await Run.ToEndAsync("qemu-img", ["check", full])).Ok("qemu-img check of the full backup");
+        (await Run.ToEndAsync("qemu-img", ["check", restored])).Ok("qemu-img check of the restored incremental");
+        // Nothing was written after 'incr1': the restored backup is the disk; the full backup predates later writes.
+        (await Run.ToEndAsync("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", restored, disk])).Ok("compare restored with the disk");
+        var stale = await Run.ToEndAsync("qemu-img", ["compare", "-f", "qcow2", "-F", "raw", full, disk]);
+        Assert.True(stale.ExitCode == 1, $"qemu-img compare of the full backup and the disk exited {stale.ExitCode}: {stale.Stdout}{stale.Stderr}");
     }
 }

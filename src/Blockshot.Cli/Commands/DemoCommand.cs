@@ -1,26 +1,27 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Security.Cryptography;
+using System.Net.Sockets;
+using Blockshot.Cli.Commands.Demo;
 using Blockshot.Core;
-using Blockshot.Core.Extents;
-using Blockshot.Drivers;
-using Blockshot.Nbd;
+using Blockshot.Daemon.Protocol;
 using Blockshot.Nbd.Client;
 
 namespace Blockshot.Cli.Commands;
 
 /// <summary>
-/// <c>blockshot demo</c>: the main job end to end, as far as it exists: make a sparse image, serve it
-/// over NBD, write and read it through an NBD client, and show what happened.
+/// <c>blockshot demo</c>: the main job end to end, as far as it exists: a sparse image becomes a tracked
+/// device of an in-process daemon, a live snapshot is backed up in full while the device changes, and the
+/// next snapshot's dirty bitmap drives an incremental backup that is restored and compared (see <see cref="DemoRun"/>).
 /// </summary>
 internal static class DemoCommand
 {
     public static Command Create()
     {
         var dir = new Option<string?>("--dir") { Description = "Work in this directory (default: a new temporary one)" };
-        var keep = new Option<bool>("--keep") { Description = "Keep the image and directory afterwards" };
+        var keep = new Option<bool>("--keep") { Description = "Keep the image, the backups and the directory afterwards" };
         var size = new Option<string>("--size") { Description = "Image size", DefaultValueFactory = _ => "1G" };
-        var command = new Command("demo", "Create a sparse image, serve it over NBD, write and read it through a client, and report")
+        var command = new Command("demo",
+            "Run the backup main job end to end: daemon, tracked device over NBD, live snapshot, full backup, dirty bitmap, incremental backup restored and verified")
         {
             dir, keep, size,
         };
@@ -41,135 +42,31 @@ internal static class DemoCommand
 
     private static async Task<int> RunAsync(string? dirOption, bool keep, long size, CancellationToken ct)
     {
+        if (dirOption is not null && System.Text.Encoding.UTF8.GetByteCount(Path.Combine(Path.GetFullPath(dirOption), "control.sock")) > 107)
+        {
+            throw new CliException($"--dir {dirOption}: too long for the Unix sockets the demo makes there (at most 107 bytes for DIR/control.sock)", ExitCodes.Usage);
+        }
+        var created = dirOption is null || !Directory.Exists(dirOption);
         var dir = dirOption is null ? Directory.CreateTempSubdirectory("blockshot-demo-").FullName : Path.GetFullPath(dirOption);
         Directory.CreateDirectory(dir);
-        var image = Path.Combine(dir, "disk.raw");
-        var socket = Path.Combine(dir, "nbd.sock");
         var clock = Stopwatch.StartNew();
-        var step = 0;
-        void Say(string text) => Console.WriteLine($"{++step,2}. {text}");
-
-        Console.WriteLine("Blockshot demo: a sparse image served over NBD");
+        Console.WriteLine("Blockshot demo: live snapshot, full backup, changed-block tracking and an incremental backup, over NBD");
         try
         {
-            await using (var create = File.Create(image))
-            {
-                create.SetLength(size);
-            }
-            Say($"created {image}: {SizeText.Format(size)} virtual, {SizeText.Format(Allocated(image))} on disk");
-
-            await using var node = RawFileNode.Open(image, RawFileOptions.Default);
-            await using var slot = new Slot(node, name: "disk");
-            await using var server = new NbdServer();
-            server.AddExport(new NbdExport("disk", slot, description: "Blockshot demo disk"));
-            server.ListenUnix(socket);
-            Say($"serving it as NBD export 'disk' at nbd+unix:///disk?socket={socket}");
-
-            var first = RandomNumberGenerator.GetBytes(4 << 20);
-            var second = RandomNumberGenerator.GetBytes(1 << 20);
-            var secondAt = size / 2 + 12345;
-            await using (var client = await NbdClient.ConnectUnixAsync(socket, "disk", ct).ConfigureAwait(false))
-            {
-                Say($"connected the built-in NBD client: size {SizeText.Format(client.Size)}, flags {client.Flags}");
-                await client.WriteAsync(0, first, cancellationToken: ct).ConfigureAwait(false);
-                await client.WriteAsync(secondAt, second, cancellationToken: ct).ConfigureAwait(false);
-                await client.FlushAsync(ct).ConfigureAwait(false);
-                Say($"wrote 4 MiB of random data at offset 0 and 1 MiB at offset {secondAt} (unaligned), then flushed");
-
-                var back = new byte[first.Length];
-                await client.ReadAsync(0, back, ct).ConfigureAwait(false);
-                var back2 = new byte[second.Length];
-                await client.ReadAsync(secondAt, back2, ct).ConfigureAwait(false);
-                if (!back.AsSpan().SequenceEqual(first) || !back2.AsSpan().SequenceEqual(second))
-                {
-                    throw new CliException("data read back through NBD differs from what was written", ExitCodes.Failure);
-                }
-                Say($"read both ranges back through NBD: identical (SHA-256 {Convert.ToHexString(SHA256.HashData(first))[..16]}…)");
-
-                var map = new List<Extent>();
-                for (long at = 0; at < client.Size;)
-                {
-                    var extents = await client.GetExtentsAsync(at, (uint)Math.Min(client.Size - at, 1L << 31), ct).ConfigureAwait(false);
-                    map.AddRange(extents);
-                    at = extents[^1].End;
-                }
-                Say("allocation map (NBD base:allocation):");
-                foreach (var e in Merge(map))
-                {
-                    Console.WriteLine($"      {e.Offset,14:N0}  {SizeText.Format(e.Length),10}  {((e.Flags & AllocationFlags.Hole) != 0 ? "hole, reads as zero" : "data")}");
-                }
-            }
-
-            if (FindTool("qemu-img") is { } qemuImg)
-            {
-                var compare = await RunToolAsync(qemuImg, ["compare", "-f", "raw", "-F", "raw", "-U", image, $"nbd+unix:///disk?socket={socket}"]).ConfigureAwait(false);
-                Say($"qemu-img compare of the file and the export: {compare.Trim()}");
-            }
-            if (FindTool("nbdinfo") is { } nbdinfo)
-            {
-                var info = await RunToolAsync(nbdinfo, ["--map", $"nbd+unix:///disk?socket={socket}"]).ConfigureAwait(false);
-                Say("nbdinfo --map of the export:");
-                foreach (var line in info.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    Console.WriteLine("      " + line.Trim());
-                }
-            }
-            await server.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-            Say($"stopped the server; the image now uses {SizeText.Format(Allocated(image))} on disk of {SizeText.Format(size)} virtual");
-            Console.WriteLine($"done in {clock.Elapsed.TotalSeconds:0.00} s{(keep ? $"; kept {dir}" : "")}");
-            return ExitCodes.Success;
+            await new DemoRun(dir, size, ct).RunAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ControlException or NbdClientException or BlockException or IOException or SocketException)
+        {
+            throw new CliException($"demo failed: {e.Message}", ExitCodes.Failure, e);
         }
         finally
         {
-            if (!keep && dirOption is null)
+            if (!keep && created)
             {
                 Directory.Delete(dir, recursive: true);
             }
         }
-    }
-
-    private static IEnumerable<Extent> Merge(List<Extent> map)
-    {
-        Extent? current = null;
-        foreach (var e in map)
-        {
-            var kind = (e.Flags & AllocationFlags.Hole) != 0 ? AllocationFlags.HoleZero : AllocationFlags.Data;
-            if (current is { } c && c.Flags == kind && c.End == e.Offset)
-            {
-                current = c with { Length = c.Length + e.Length };
-                continue;
-            }
-            if (current is { } done)
-            {
-                yield return done;
-            }
-            current = new Extent(e.Offset, e.Length, kind);
-        }
-        if (current is { } last)
-        {
-            yield return last;
-        }
-    }
-
-    private static long Allocated(string path)
-    {
-        using var process = Process.Start(new ProcessStartInfo("du", ["-B1", "--", path]) { RedirectStandardOutput = true });
-        var text = process!.StandardOutput.ReadToEnd();
-        process.WaitForExit();
-        return long.TryParse(text.Split('\t')[0], out var bytes) ? bytes : 0;
-    }
-
-    private static string? FindTool(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
-
-    private static async Task<string> RunToolAsync(string tool, string[] args)
-    {
-        var psi = new ProcessStartInfo(tool, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(psi)!;
-        var output = await process.StandardOutput.ReadToEndAsync().ConfigureAwait(false);
-        var error = await process.StandardError.ReadToEndAsync().ConfigureAwait(false);
-        await process.WaitForExitAsync().ConfigureAwait(false);
-        return process.ExitCode == 0 ? output : $"{Path.GetFileName(tool)} failed ({process.ExitCode}): {error.Trim()}";
+        Console.WriteLine($"done in {clock.Elapsed.TotalSeconds:0.00} s{(keep || !created ? $"; kept {dir}" : $"; removed {dir}")}");
+        return ExitCodes.Success;
     }
 }

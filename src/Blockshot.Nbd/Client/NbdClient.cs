@@ -7,20 +7,25 @@ using Blockshot.Nbd.Protocol;
 namespace Blockshot.Nbd.Client;
 
 /// <summary>
-/// A small NBD client: fixed newstyle with GO, structured replies and <c>base:allocation</c>, one
-/// request at a time. It serves the demo, tools that copy to or from an NBD target, and tests; bulk
+/// A small NBD client: fixed newstyle with GO, structured replies and one status context
+/// (<c>base:allocation</c> unless told another, such as <c>qemu:dirty-bitmap:NAME</c>), one request at a time. It serves the demo, tools that copy to or from an NBD target, and tests; bulk
 /// transfers use the external clients the benchmarks compare against.
 /// </summary>
 public sealed partial class NbdClient : IAsyncDisposable
 {
     private readonly Socket _socket;
+    private readonly string _contextQuery;
     private ulong _cookie;
 
-    private NbdClient(Socket socket, string export)
+    private NbdClient(Socket socket, string export, string contextQuery = AllocationContext)
     {
         _socket = socket;
         Export = export;
+        _contextQuery = contextQuery;
     }
+
+    /// <summary>The status context asked for unless the caller names another.</summary>
+    public const string AllocationContext = "base:allocation";
 
     /// <summary>The export this client is attached to.</summary>
     public string Export { get; }
@@ -32,16 +37,27 @@ public sealed partial class NbdClient : IAsyncDisposable
     public NbdTransmissionFlags Flags { get; private set; }
 
     /// <summary>True when base:allocation was negotiated.</summary>
-    public bool HasAllocation { get; private set; }
+    public bool HasAllocation => MetaContext == AllocationContext;
+
+    /// <summary>The status context the server agreed to (what <see cref="GetExtentsAsync"/> describes), or null.</summary>
+    public string? MetaContext { get; private set; }
 
     /// <summary>Connects to a Unix socket and attaches to <paramref name="export"/>.</summary>
-    public static async Task<NbdClient> ConnectUnixAsync(string path, string export, CancellationToken cancellationToken = default)
+    public static Task<NbdClient> ConnectUnixAsync(string path, string export, CancellationToken cancellationToken = default) =>
+        ConnectUnixAsync(path, export, AllocationContext, cancellationToken);
+
+    /// <summary>
+    /// Connects to a Unix socket, attaches to <paramref name="export"/> and asks for the status context
+    /// <paramref name="metaContext"/> (see <see cref="MetaContext"/> for whether the server has it).
+    /// </summary>
+    public static async Task<NbdClient> ConnectUnixAsync(string path, string export, string metaContext, CancellationToken cancellationToken = default)
     {
+        ArgumentException.ThrowIfNullOrEmpty(metaContext);
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
             await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
-            var client = new NbdClient(socket, export);
+            var client = new NbdClient(socket, export, metaContext);
             await client.HandshakeAsync(cancellationToken).ConfigureAwait(false);
             return client;
         }
@@ -104,10 +120,14 @@ public sealed partial class NbdClient : IAsyncDisposable
         await ReadSimpleReplyAsync(cookie, "flush", cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The <c>base:allocation</c> extents of a range (at most 4 GiB per call).</summary>
+    /// <summary>
+    /// The extents of a range in the negotiated status context (at most 4 GiB per call); flags are the
+    /// context's own (for <c>base:allocation</c>, <see cref="Blockshot.Core.Extents.AllocationFlags"/>; for a
+    /// dirty bitmap, 1 = dirty). Without a context, the whole range as one extent with flags 0.
+    /// </summary>
     public async Task<IReadOnlyList<Extent>> GetExtentsAsync(long offset, uint length, CancellationToken cancellationToken = default)
     {
-        if (!HasAllocation)
+        if (MetaContext is null)
         {
             return [new Extent(offset, length, 0)];
         }
@@ -168,9 +188,9 @@ public sealed partial class NbdClient : IAsyncDisposable
         var structured = (await ReadOptionRepliesAsync(NbdOption.StructuredReply, ct).ConfigureAwait(false)).Error is null;
         if (structured)
         {
-            await SendOptionAsync(NbdOption.SetMetaContext, MetaRequest(Export, "base:allocation"), ct).ConfigureAwait(false);
+            await SendOptionAsync(NbdOption.SetMetaContext, MetaRequest(Export, _contextQuery), ct).ConfigureAwait(false);
             var meta = await ReadOptionRepliesAsync(NbdOption.SetMetaContext, ct).ConfigureAwait(false);
-            HasAllocation = meta.Replies.Any(r => r.Type == NbdOptionReplyType.MetaContext);
+            MetaContext = meta.Replies.Any(r => r.Type == NbdOptionReplyType.MetaContext) ? _contextQuery : null;
         }
         var name = Encoding.UTF8.GetBytes(Export);
         var go = new byte[4 + name.Length + 2];
