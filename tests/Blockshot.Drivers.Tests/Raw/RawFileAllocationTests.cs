@@ -84,7 +84,10 @@ public sealed class RawFileAllocationTests : IDisposable
     private static async Task AssertAllocationFreeAsync(Func<int, Task> run)
     {
         var best = double.MaxValue;
-        for (var attempt = 0; attempt < 5 && best >= MaxBytesPerRequest; attempt++)
+        // Under load, async continuations migrate between threads and the runtime's pooled state-machine
+        // boxes sometimes miss their per-thread cache; that noise comes and goes, a real per-request
+        // allocation does not, so up to ten runs are tried.
+        for (var attempt = 0; attempt < 10 && best >= MaxBytesPerRequest; attempt++)
         {
             var before = GC.GetTotalAllocatedBytes(precise: true);
             await run(Requests);
