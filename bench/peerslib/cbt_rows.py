@@ -35,7 +35,7 @@ import time
 from . import fio, procs, util
 from .control import Control, ControlError
 from .images import KINDS, ImageKind, make_raw_base
-from .scenarios import IOPS, P50, P99, JobError, Metric, Sample, Scenario
+from .scenarios import IOPS, P50, P99, JobError, Metric, Sample, Scenario, run_fio
 from .servers import TRACKED_DEVICE, UNTRACKED_DEVICE
 
 TRACK_BLOCK = 64 << 10
@@ -125,13 +125,7 @@ def _new_period(ctx, ep, device):
 
 
 def _fio(ctx, argv, purpose):
-    proc = ctx.cmdlog.run(argv, purpose, timeout=ctx.timeout + 600)
-    if proc.returncode != 0:
-        raise JobError(f"fio exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    try:
-        return fio.parse_output(proc.stdout)["jobs"][0]
-    except fio.FioError as exc:
-        raise JobError(f"{exc}; stderr: {proc.stderr.strip()[-300:]}") from exc
+    return run_fio(ctx, argv, purpose, timeout=ctx.timeout + 600)["jobs"][0]
 
 
 def _measured(ctx, pid, argv, purpose):

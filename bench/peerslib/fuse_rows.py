@@ -7,7 +7,7 @@ do). The ratio is blockshot-fuse/qsd-fuse.
 """
 
 from . import fio
-from .scenarios import IOPS, MBPS, P50, P99, JobError, Sample, Scenario
+from .scenarios import IOPS, MBPS, P50, P99, JobError, Sample, Scenario, run_fio
 
 
 def _run_fio_device(scenario, ctx, ep):
@@ -16,13 +16,7 @@ def _run_fio_device(scenario, ctx, ep):
     p = scenario.params
     argv = fio.device_argv(ep.device, name=scenario.name, rw=p["rw"], bs=p["bs"], iodepth=p["iodepth"],
                            size=ctx.size, runtime=ctx.runtime, ramp_time=ctx.ramp_time)
-    proc = ctx.cmdlog.run(argv, f"{scenario.name} on {ep.server} ({ep.device})", timeout=ctx.timeout)
-    if proc.returncode != 0:
-        raise JobError(f"fio exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    try:
-        doc = fio.parse_output(proc.stdout)
-    except fio.FioError as exc:
-        raise JobError(f"{exc}; stderr: {proc.stderr.strip()[-300:]}") from exc
+    doc = run_fio(ctx, argv, f"{scenario.name} on {ep.server} ({ep.device})")
     job = doc["jobs"][0]
     dirn = fio.direction(p["rw"])
     metrics = {IOPS.key: fio.iops(job, dirn), MBPS.key: fio.mb_per_s(job, dirn)}

@@ -82,18 +82,23 @@ class JobError(Exception):
 
 # -- fio via the nbd engine ----------------------------------------------------------------------
 
+def run_fio(ctx, argv, purpose, timeout=None):
+    """Runs one fio command and returns its parsed JSON output; a failure is the job's JobError."""
+    proc = ctx.cmdlog.run(argv, purpose, timeout=ctx.timeout if timeout is None else timeout)
+    if proc.returncode != 0:
+        raise JobError(f"fio exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    try:
+        return fio.parse_output(proc.stdout)
+    except fio.FioError as exc:
+        raise JobError(f"{exc}; stderr: {proc.stderr.strip()[-300:]}") from exc
+
+
 def _run_fio_nbd(scenario, ctx, ep):
     p = scenario.params
     want_latency = [m for m in scenario.metrics if m in (P50, P99)]
     argv = fio.nbd_argv(ep.uri, name=scenario.name, rw=p["rw"], bs=p["bs"], iodepth=p["iodepth"],
                         size=ctx.size, runtime=ctx.runtime, ramp_time=ctx.ramp_time)
-    proc = ctx.cmdlog.run(argv, f"{scenario.name} on {ep.server}", timeout=ctx.timeout)
-    if proc.returncode != 0:
-        raise JobError(f"fio exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    try:
-        doc = fio.parse_output(proc.stdout)
-    except fio.FioError as exc:
-        raise JobError(f"{exc}; stderr: {proc.stderr.strip()[-300:]}") from exc
+    doc = run_fio(ctx, argv, f"{scenario.name} on {ep.server}")
     job = doc["jobs"][0]
     dirn = fio.direction(p["rw"])
     metrics = {IOPS.key: fio.iops(job, dirn), MBPS.key: fio.mb_per_s(job, dirn)}

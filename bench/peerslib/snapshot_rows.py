@@ -34,7 +34,7 @@ import time
 from . import fio, procs, util
 from .control import Control, ControlError
 from .images import KINDS, ImageKind, make_raw_base
-from .scenarios import IOPS, MBPS, P50, P99, JobError, Metric, Sample, Scenario
+from .scenarios import IOPS, MBPS, P50, P99, JobError, Metric, Sample, Scenario, run_fio
 
 CHUNK = 64 << 10
 REGION_MAX = 1 << 30            # the copied-chunks rows work on the first min(1 GiB, size/4)
@@ -65,13 +65,7 @@ def fresh_writes(size):
 # -- fio -------------------------------------------------------------------------------------------
 
 def _fio(ctx, argv, purpose):
-    proc = ctx.cmdlog.run(argv, purpose, timeout=ctx.timeout + 600)
-    if proc.returncode != 0:
-        raise JobError(f"fio exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    try:
-        return fio.parse_output(proc.stdout)["jobs"][0]
-    except fio.FioError as exc:
-        raise JobError(f"{exc}; stderr: {proc.stderr.strip()[-300:]}") from exc
+    return run_fio(ctx, argv, purpose, timeout=ctx.timeout + 600)["jobs"][0]
 
 
 def counted_writes_argv(uri, name, size, writes):
