@@ -132,25 +132,8 @@ internal sealed partial class Registry
         var tracker = TrackerOf(device);
         var map = tracker.Freeze();
         var info = tracker.Info();
-        var ranges = new List<CbtRange>();
-        long bytes = 0;
-        long runStart = -1;
-        for (long block = 0; block <= map.BlockCount; block++)
-        {
-            var changed = block < map.BlockCount && map.ChangedSince(block, (byte)since);
-            if (changed && runStart < 0)
-            {
-                runStart = block;
-            }
-            else if (!changed && runStart >= 0)
-            {
-                var offset = runStart * tracker.BlockSize;
-                var length = Math.Min(block * (long)tracker.BlockSize, tracker.DeviceSize) - offset;
-                ranges.Add(new CbtRange { Offset = offset, Length = length });
-                bytes += length;
-                runStart = -1;
-            }
-        }
+        var ranges = tracker.ChangedRanges(map, (byte)since).Select(r => new CbtRange { Offset = r.Offset, Length = r.Length }).ToList();
+        var bytes = ranges.Sum(r => r.Length);
         return new CbtMap
         {
             Device = deviceName,

@@ -267,8 +267,9 @@ public sealed partial class CbwFilter
         }
         catch (IOException)
         {
-            // The log's disk failed: the write goes on, and after an unclean stop the stale heartbeat
-            // makes the snapshots come back failed (unprovable), never wrong.
+            // The log's disk failed: the write goes on and later ones stop trying; after an unclean stop
+            // the stale heartbeat makes the snapshots come back failed (unprovable), never wrong.
+            _renewAfterTicks = long.MaxValue;
         }
         finally
         {

@@ -168,24 +168,21 @@ public sealed partial class CbwFilter : FilterNode
             return default;
         }
         _writesSinceHeartbeat = true;
-        if (HeartbeatIsStale)
-        {
-            return RenewThenProtectAsync(offset, length);
-        }
+        return HeartbeatIsStale ? RenewThenCopyAsync(offset, length) : CopyUncoveredAsync(offset, length);
+    }
+
+    /// <summary>Copies the chunks of the range that no snapshot has its own copy of yet.</summary>
+    private ValueTask CopyUncoveredAsync(long offset, long length)
+    {
         var first = offset >> _chunkShift;
         var last = (offset + length - 1) >> _chunkShift;
         return _covered.AllSet(first, last) ? default : CopyChunksAsync(first, last);
     }
 
-    private async ValueTask RenewThenProtectAsync(long offset, long length)
+    private async ValueTask RenewThenCopyAsync(long offset, long length)
     {
         await RenewHeartbeatAsync().ConfigureAwait(false);
-        var first = offset >> _chunkShift;
-        var last = (offset + length - 1) >> _chunkShift;
-        if (!_covered.AllSet(first, last))
-        {
-            await CopyChunksAsync(first, last).ConfigureAwait(false);
-        }
+        await CopyUncoveredAsync(offset, length).ConfigureAwait(false);
     }
 
     internal long ChunkOffset(long chunk) => chunk << _chunkShift;

@@ -52,6 +52,9 @@ public sealed partial class ChangeTracker : FilterNode
     /// <summary>Bytes per tracking block.</summary>
     public int BlockSize => _options.BlockSize;
 
+    /// <summary>Blocks the map covers (freezing the map is not needed to ask).</summary>
+    public long BlockCount => Volatile.Read(ref _map).BlockCount;
+
     /// <summary>The current generation.</summary>
     public Guid Generation
     {
@@ -89,6 +92,32 @@ public sealed partial class ChangeTracker : FilterNode
 
     /// <summary>The map as it is now.</summary>
     public FrozenMap Freeze() => Volatile.Read(ref _map).Freeze();
+
+    /// <summary>
+    /// The byte ranges of the blocks of <paramref name="map"/> that changed after period
+    /// <paramref name="since"/>: adjacent blocks merged, the last one clipped to the device's end.
+    /// </summary>
+    public List<(long Offset, long Length)> ChangedRanges(FrozenMap map, byte since)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        var ranges = new List<(long, long)>();
+        long runStart = -1;
+        for (long block = 0; block <= map.BlockCount; block++)
+        {
+            var changed = block < map.BlockCount && map.ChangedSince(block, since);
+            if (changed && runStart < 0)
+            {
+                runStart = block;
+            }
+            else if (!changed && runStart >= 0)
+            {
+                var offset = runStart << _blockShift;
+                ranges.Add((offset, Math.Min(block << _blockShift, DeviceSize) - offset));
+                runStart = -1;
+            }
+        }
+        return ranges;
+    }
 
     /// <inheritdoc/>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

@@ -63,7 +63,7 @@ public sealed class SnapshotChanges
     public static SnapshotChanges Everything(ChangeTracker tracker)
     {
         ArgumentNullException.ThrowIfNull(tracker);
-        return new(FrozenMap.Everything(tracker.Freeze().BlockCount), 0, tracker.BlockShift, tracker.DeviceSize, SnapshotChangesKind.Everything);
+        return new(FrozenMap.Everything(tracker.BlockCount), 0, tracker.BlockShift, tracker.DeviceSize, SnapshotChangesKind.Everything);
     }
 
     /// <summary>
@@ -73,8 +73,7 @@ public sealed class SnapshotChanges
     public static SnapshotChanges? Load(string path, ChangeTracker tracker, Guid generation, byte since)
     {
         ArgumentNullException.ThrowIfNull(tracker);
-        var blockCount = tracker.Freeze().BlockCount;
-        var map = TakeFile.Read(path, generation, tracker.BlockSize, blockCount, since);
+        var map = TakeFile.Read(path, generation, tracker.BlockSize, tracker.BlockCount, since);
         return map is null ? null : new(map, since, tracker.BlockShift, tracker.DeviceSize, SnapshotChangesKind.Exact);
     }
 

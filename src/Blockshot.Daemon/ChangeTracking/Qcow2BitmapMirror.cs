@@ -47,25 +47,5 @@ internal static class Qcow2BitmapMirror
         await image.MarkBitmapAsync(name, Changed(tracker)).ConfigureAwait(false);
     }
 
-    private static List<(long Offset, long Length)> Changed(ChangeTracker tracker)
-    {
-        var map = tracker.Freeze();
-        var ranges = new List<(long, long)>();
-        long start = -1;
-        for (long block = 0; block <= map.BlockCount; block++)
-        {
-            var changed = block < map.BlockCount && map.ChangedSince(block, 0);
-            if (changed && start < 0)
-            {
-                start = block;
-            }
-            else if (!changed && start >= 0)
-            {
-                var offset = start * tracker.BlockSize;
-                ranges.Add((offset, Math.Min(block * (long)tracker.BlockSize, tracker.DeviceSize) - offset));
-                start = -1;
-            }
-        }
-        return ranges;
-    }
+    private static List<(long Offset, long Length)> Changed(ChangeTracker tracker) => tracker.ChangedRanges(tracker.Freeze(), 0);
 }

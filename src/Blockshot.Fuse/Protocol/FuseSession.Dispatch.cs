@@ -50,13 +50,16 @@ internal sealed partial class FuseSession
         if (pending.IsCompleted)
         {
             var result = Result(pending);
-            if (!info.NoReply)
-            {
-                Reply(buffer, header.Unique, result);
-            }
+            // Marked before the reply goes out, so whoever sees the reply (a test's fake kernel, or a process
+            // waiting on the mount) also sees the session initialized; requests the kernel sends before it has
+            // read the reply wait in its queue either way.
             if (header.Opcode == FuseOpcode.Init && result >= 0 && Negotiated.Major == KernelMajor && Negotiated.MaxWrite != 0)
             {
                 _initialized.TrySetResult();
+            }
+            if (!info.NoReply)
+            {
+                Reply(buffer, header.Unique, result);
             }
             return true;
         }
