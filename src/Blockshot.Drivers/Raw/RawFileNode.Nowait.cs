@@ -4,7 +4,9 @@ namespace Blockshot.Drivers;
 
 // The inline fast path: buffered reads and writes the page cache can serve at once run on the
 // caller's thread with RWF_NOWAIT, and only those that would block go to the thread pool. A cached
-// 4 KiB read costs one system call instead of a thread-pool round trip.
+// 4 KiB read costs one system call instead of a thread-pool round trip. A caller on a thread of its
+// own (not the pool's: a FUSE reader, a command's main thread) may block, so its I/O runs inline
+// whatever its size: handing it to the pool would only add a wake-up and a second thread's work.
 public sealed partial class RawFileNode
 {
     // Set once the kernel or filesystem refuses RWF_NOWAIT for that direction; then always async.
@@ -17,14 +19,17 @@ public sealed partial class RawFileNode
     /// </summary>
     private unsafe int TryReadNowait(long offset, Span<byte> buffer)
     {
-        if (_nowaitReadRefused || buffer.IsEmpty)
+        var mayBlock = MayBlockHere;
+        if ((_nowaitReadRefused && !mayBlock) || buffer.IsEmpty)
         {
             return 0;
         }
         fixed (byte* p = buffer)
         {
             var vector = new Libc.IoVector { Base = p, Length = (nuint)buffer.Length };
-            var n = Libc.PReadV2(_handle, &vector, 1, offset, Libc.RwfNowait);
+            // On error (even EAGAIN, which a blocking read cannot return) the thread-pool path retries
+            // the rest and reports what fails.
+            var n = Libc.PReadV2(_handle, &vector, 1, offset, mayBlock ? 0 : Libc.RwfNowait);
             if (n >= 0)
             {
                 return (int)n;
@@ -48,9 +53,13 @@ public sealed partial class RawFileNode
         {
             return 0;
         }
+        if (MayBlockHere || (_nowaitWriteRefused && data.Length <= InlineWriteLimit))
+        {
+            return WriteInline(offset, data);
+        }
         if (_nowaitWriteRefused)
         {
-            return data.Length <= InlineWriteLimit ? WriteInline(offset, data) : 0;
+            return 0;
         }
         fixed (byte* p = data)
         {
@@ -67,6 +76,9 @@ public sealed partial class RawFileNode
             return 0;
         }
     }
+
+    /// <summary>True on a thread of the caller's own, which may block; false on a thread-pool thread.</summary>
+    private static bool MayBlockHere => !Thread.CurrentThread.IsThreadPoolThread;
 
     private unsafe int WriteInline(long offset, ReadOnlySpan<byte> data)
     {
