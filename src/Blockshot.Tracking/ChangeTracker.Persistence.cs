@@ -24,6 +24,8 @@ public sealed partial class ChangeTracker
     // finds its blocks marked checks that the marks it relies on are committed.
     private int _marking;
 
+    private long _commits;
+
     private bool _writesSinceHeartbeat;
     private long _heartbeatTicks;
     private string? _persistenceBroken;
@@ -42,6 +44,10 @@ public sealed partial class ChangeTracker
         if (!BitOperations.IsPow2(options.BlockSize) || options.BlockSize < 4096)
         {
             throw new ArgumentException("the tracking block size must be a power of two of at least 4 KiB", nameof(options));
+        }
+        if (!BitOperations.IsPow2(options.DurableRegionSize))
+        {
+            throw new ArgumentException("the durable region size must be a power of two", nameof(options));
         }
         if (options.SidecarPath is null)
         {
@@ -170,9 +176,10 @@ public sealed partial class ChangeTracker
         await base.DisposeCoreAsync().ConfigureAwait(false);
     }
 
-    // A first change of some block in the period: marks it and waits until the mark is durable. The mark
-    // and its page's entry in the pending set change together under _commitLock, so a writer that sees
-    // the mark finds the commit it must wait for.
+    // A first change of some block in the period: marks it and waits until the mark is durable, which
+    // its region's mark (DurableRegions) may already make it. The marks and their pages' entries in the
+    // pending set change together under _commitLock, so a writer that sees a mark finds the commit it must
+    // wait for.
     private async Task MarkDurablyAsync(ChangeMap map, long first, long last, byte period)
     {
         Interlocked.Increment(ref _marking);
@@ -187,12 +194,13 @@ public sealed partial class ChangeTracker
                 {
                     commit = PendingCommit(firstPage, lastPage); // another writer marked them meanwhile
                 }
+                else if (!Volatile.Read(ref _regions).Cover(first, last, period, _pending))
+                {
+                    // Their regions' marks are durable already, or queued: the write waits for that commit only.
+                    commit = PendingCommit(firstPage, lastPage);
+                }
                 else
                 {
-                    for (var p = firstPage; p <= lastPage; p++)
-                    {
-                        _pending.Add(p);
-                    }
                     commit = (_batch ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
                     if (!_committing)
                     {
@@ -263,15 +271,18 @@ public sealed partial class ChangeTracker
             try
             {
                 var map = Volatile.Read(ref _map);
+                var regions = Volatile.Read(ref _regions);
                 foreach (var p in pages)
                 {
                     if (p < map.PageCount) // a resize may have replaced the map since the page was queued
                     {
                         map.CopyPage(p, page);
+                        regions.Render(p, page);
                         _file!.WritePage(p, page);
                     }
                 }
                 _file!.Sync();
+                Interlocked.Increment(ref _commits);
             }
             catch (IOException e)
             {
@@ -378,6 +389,9 @@ public sealed partial class ChangeTracker
             _heartbeat = null;
         }
     }
+
+    /// <summary>Group commits made durable so far (each one fdatasync of the sidecar).</summary>
+    internal long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>Why persistence stopped, if it did (the map in memory is still right; the sidecar is not).</summary>
     public string? PersistenceProblem => _persistenceBroken;

@@ -27,6 +27,9 @@ public sealed partial class ChangeTracker : FilterNode
 
     // Replaced only by a resize (with the device drained, under _commitLock and _sync); read once per request.
     private ChangeMap _map;
+
+    // The sidecar's coarse layer; replaced whenever a generation starts.
+    private DurableRegions _regions;
     private long _deviceSize;
 
     private ChangeTracker(BlockNode next, TrackerOptions options, MapFile? file, Guid generation, string reason, byte period, uint sequence)
@@ -36,6 +39,7 @@ public sealed partial class ChangeTracker : FilterNode
         _blockShift = BitOperations.Log2((uint)options.BlockSize);
         _map = new ChangeMap((next.Size + options.BlockSize - 1) >> _blockShift);
         _file = file;
+        _regions = NewRegions(_map);
         _generation = generation;
         _reason = reason;
         _period = period;
@@ -86,7 +90,7 @@ public sealed partial class ChangeTracker : FilterNode
         {
             var view = _map.Freeze();
             return new TrackerInfo(_generation, _reason, BlockSize, _period, view.CountChangedSince(0),
-                view.CountChangedSince((byte)(_period - 1)), _map.MemoryBytes, _file is not null);
+                view.CountChangedSince((byte)(_period - 1)), _map.MemoryBytes + Volatile.Read(ref _regions).MemoryBytes, _file is not null);
         }
     }
 
@@ -207,6 +211,11 @@ public sealed partial class ChangeTracker : FilterNode
         }
     }
 
+    // Only a sidecar has durable marks to cover.
+    private DurableRegions NewRegions(ChangeMap map) => _file is null
+        ? new(0, 0)
+        : new(map.BlockCount, Math.Max(0, BitOperations.Log2((uint)_options.DurableRegionSize) - _blockShift));
+
     /// <summary>The block range a byte range touches.</summary>
     internal (long First, long Last) Blocks(long offset, long length) => (offset >> _blockShift, (offset + length - 1) >> _blockShift);
 
@@ -258,6 +267,7 @@ public sealed partial class ChangeTracker : FilterNode
     private void StartGeneration(string reason)
     {
         _map.Clear();
+        Volatile.Write(ref _regions, NewRegions(_map));
         _generation = Guid.NewGuid();
         _reason = reason;
         _period = 1;

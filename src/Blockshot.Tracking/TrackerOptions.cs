@@ -8,6 +8,15 @@ public sealed record TrackerOptions
     /// <summary>Bytes per tracking block (a power of two, at least 4 KiB). Default 64 KiB.</summary>
     public int BlockSize { get; init; } = 64 << 10;
 
+    /// <summary>
+    /// The granularity of the durable marks (a power of two; default 4 MiB; a tracking block if larger).
+    /// The first change in a period anywhere in such a region makes the mark durable for the whole region, so
+    /// further first changes in it wait for no flush. The map in memory stays exact per block and a clean close
+    /// saves it exact; after an unclean stop the reopened map is a superset at this granularity for the
+    /// regions written in the last period. At most <see cref="BlockSize"/>: every mark is durable on its own.
+    /// </summary>
+    public int DurableRegionSize { get; init; } = 4 << 20;
+
     /// <summary>The sidecar file that keeps the map across restarts; null for a map in memory only.</summary>
     public string? SidecarPath { get; init; }
 

@@ -13,14 +13,16 @@ public class DurabilityTests
 {
     private const int Block = 64 << 10;
 
-    [Fact]
-    public async Task No_write_reaches_the_device_before_its_mark_is_in_the_sidecar()
+    [Theory]
+    [InlineData(Block)] // every mark durable on its own
+    [InlineData(4 << 20)] // 64 blocks per durable region (the default)
+    public async Task No_write_reaches_the_device_before_its_mark_is_in_the_sidecar(int durableRegion)
     {
         using var dir = new TempDir();
         var sidecar = dir.File("dev.cbt");
         await using var device = new MemoryNode(8 << 20);
         var witness = new SidecarWitness(device, sidecar);
-        await using var tracker = await ChangeTracker.OpenAsync(witness, new TrackerOptions { BlockSize = Block, SidecarPath = sidecar });
+        await using var tracker = await ChangeTracker.OpenAsync(witness, new TrackerOptions { BlockSize = Block, SidecarPath = sidecar, DurableRegionSize = durableRegion });
         witness.Tracker = tracker;
         witness.Open();
         for (var period = 0; period < 25; period++)
@@ -32,7 +34,8 @@ public class DurabilityTests
                 var rng = new Random((period * 10) + w);
                 for (var i = 0; i < 12; i++)
                 {
-                    var block = 5 + rng.Next(3);
+                    // Two blocks in the first 4 MiB region and one in the second.
+                    var block = rng.Next(3) switch { 0 => 5, 1 => 6, _ => 70 };
                     await tracker.WriteAsync((block * (long)Block) + rng.Next(Block - 100), new byte[100], IoFlags.None);
                     await Task.Yield();
                 }

@@ -8,7 +8,7 @@ public class PersistenceTests
 {
     private const int Block = 64 << 10;
 
-    private static async Task<(RawFileNode Device, ChangeTracker Tracker)> OpenAsync(string image, string sidecar, TimeSpan? lease = null)
+    private static async Task<(RawFileNode Device, ChangeTracker Tracker)> OpenAsync(string image, string sidecar, TimeSpan? lease = null, int durableRegion = 4 << 20)
     {
         var device = RawFileNode.Open(image);
         var tracker = await ChangeTracker.OpenAsync(device, new TrackerOptions
@@ -18,6 +18,7 @@ public class PersistenceTests
             Identity = () => DeviceIdentity.Of(image),
             Heartbeat = TimeSpan.FromMilliseconds(200),
             Lease = lease ?? TimeSpan.FromSeconds(10),
+            DurableRegionSize = durableRegion,
         });
         return (device, tracker);
     }
@@ -138,6 +139,69 @@ public class PersistenceTests
             Assert.Equal(generation, tracker.Generation);
             var map = tracker.Freeze();
             Assert.All(marked, b => Assert.True(map[b] >= 1, $"block {b} lost its mark"));
+        }
+    }
+
+    [Fact]
+    public async Task First_changes_in_a_region_already_made_durable_wait_for_no_further_flush()
+    {
+        using var dir = new TempDir();
+        var image = NewImage(dir, 16 << 20); // 256 blocks: four 4 MiB regions
+        var (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        await using (device)
+        await using (tracker)
+        {
+            await tracker.WriteAsync(0, new byte[4096], IoFlags.None);
+            var afterFirst = tracker.Commits;
+            Assert.True(afterFirst >= 1, "the first change of the period was not committed");
+            for (var block = 1; block < 64; block++)
+            {
+                await tracker.WriteAsync(block * (long)Block, new byte[4096], IoFlags.None);
+            }
+            Assert.Equal(afterFirst, tracker.Commits); // the region's mark covered them all
+            await tracker.WriteAsync(64L * Block, new byte[4096], IoFlags.None);
+            Assert.Equal(afterFirst + 1, tracker.Commits); // the next region needs its own
+
+            tracker.AdvancePeriod();
+            await tracker.WriteAsync(3L * Block, new byte[4096], IoFlags.None);
+            Assert.Equal(afterFirst + 2, tracker.Commits); // a new period needs the region again
+            Assert.Equal(65, tracker.Freeze().CountChangedSince(0)); // the map in memory is exact
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_clean_close_saves_the_exact_map_and_an_unclean_stop_reopens_a_region_superset(bool clean)
+    {
+        using var dir = new TempDir();
+        var image = NewImage(dir, 16 << 20);
+        var (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        await tracker.WriteAsync((5L * Block) + 100, new byte[4096], IoFlags.None);
+        await tracker.WriteAsync(130L * Block, new byte[4096], IoFlags.None);
+        if (clean)
+        {
+            await device.FlushAsync();
+            await tracker.CloseAsync();
+        }
+        await tracker.DisposeAsync();
+        await device.DisposeAsync();
+
+        (device, tracker) = await OpenAsync(image, dir.File("disk.cbt"));
+        await using (device)
+        await using (tracker)
+        {
+            var map = tracker.Freeze();
+            var marked = Enumerable.Range(0, 256).Where(b => map[b] >= 1).ToList();
+            if (clean)
+            {
+                Assert.Equal([5, 130], marked);
+            }
+            else
+            {
+                // Blocks 0-63 and 128-191: the two regions written, whole; nothing else.
+                Assert.Equal(Enumerable.Range(0, 64).Concat(Enumerable.Range(128, 64)), marked);
+            }
         }
     }
 
