@@ -85,6 +85,38 @@ public class SpaceTests
     }
 
     [RequiresRootFact("fallocate")]
+    public async Task Punch_hole_through_the_export_frees_blocks_of_a_sparse_raw_file()
+    {
+        const int Size = 8 << 20;
+        using var dir = new TempDir("blockshot-fuse-punch");
+        var path = dir.File("disk.raw");
+        using (var f = File.Create(path))
+        {
+            f.SetLength(Size); // sparse: blocks exist only where written
+        }
+        await using var node = RawFileNode.Open(path);
+        await node.WriteAsync(0, Patterns.Make(Size, 0, 3), IoFlags.None);
+        await node.FlushAsync();
+        var before = node.GetAllocatedBytes();
+        Assert.True(before >= Size, $"the written file holds only {before} bytes");
+        await using var scope = await ExportScope.StartAsync(node);
+
+        await Run.ToolAsync("fallocate", "--punch-hole", "--offset", "1048576", "--length", "4194304", scope.File);
+
+        var after = node.GetAllocatedBytes();
+        Assert.True(after <= before - (4 << 20), $"allocated {before} → {after}: the punched 4 MiB was not freed");
+        Assert.Equal(Size, new FileInfo(path).Length); // the size is kept
+        var back = new byte[Size];
+        using (var file = File.OpenHandle(scope.File, FileMode.Open, FileAccess.Read))
+        {
+            Assert.Equal(Size, RandomAccess.Read(file, back, 0));
+        }
+        var expected = Patterns.Make(Size, 0, 3);
+        expected.AsSpan(1 << 20, 4 << 20).Clear();
+        Assert.Equal(-1, Patterns.FirstDifference(expected, back));
+    }
+
+    [RequiresRootFact("fallocate")]
     public async Task Zero_range_zeroes_and_keeps_the_size()
     {
         const int Size = 2 << 20;
