@@ -16,7 +16,8 @@ declare -A packages=(
   [qemu-storage-daemon]=qemu-system-common
   [nbdinfo]=libnbd-bin [nbdcopy]=libnbd-bin [nbdsh]=python3-libnbd
   [nbdkit]=nbdkit [fio]=fio [fusermount3]=fuse3
-  [mkfs.ext4]=e2fsprogs [fsck.ext4]=e2fsprogs [losetup]=mount [flock]=util-linux
+  [mkfs.ext4]=e2fsprogs [fsck.ext4]=e2fsprogs [mkfs.xfs]=xfsprogs [xfs_repair]=xfsprogs
+  [losetup]=mount [flock]=util-linux
 )
 missing=()
 for tool in "${!packages[@]}"; do
