@@ -27,10 +27,10 @@ public sealed partial class ChangeTracker : FilterNode
 
     // Replaced only by a resize (with the device drained, under _commitLock and _sync); read once per request.
     private ChangeMap _map;
+    private long _deviceSize;
 
     // The sidecar's coarse layer; replaced whenever a generation starts.
     private DurableRegions _regions;
-    private long _deviceSize;
 
     private ChangeTracker(BlockNode next, TrackerOptions options, MapFile? file, Guid generation, string reason, byte period, uint sequence)
         : base(next, Ownership.None)

@@ -21,20 +21,14 @@ internal sealed partial class Device
         {
             throw new ControlException(ControlErrorCodes.InvalidState, $"device {Name} is read-only");
         }
-        if (Cbw is not null)
-        {
-            throw new ControlException(ControlErrorCodes.InUse, $"device {Name} has snapshots; destroy them before resizing it");
-        }
+        ThrowIfSnapshots(); // before suspending the clients for nothing
         if (!Leaf.Capabilities.Has(NodeFeatures.Resize))
         {
             throw new ControlException(ControlErrorCodes.InvalidParams, $"device {Name} ({Spec.Format}, {Spec.File}) cannot be resized");
         }
         await RunSuspendedAsync(timeout, async () =>
         {
-            if (_cbw is not null)
-            {
-                throw new ControlException(ControlErrorCodes.InUse, $"device {Name} has snapshots; destroy them before resizing it");
-            }
+            ThrowIfSnapshots(); // again with requests drained: a take may have come in between
             try
             {
                 await Slot.Current.ResizeAsync(newSize).ConfigureAwait(false);
@@ -49,5 +43,13 @@ internal sealed partial class Device
                 throw new ControlException(ControlErrorCodes.IoError, $"device {Name} was not resized: {e.Message}", e);
             }
         }).ConfigureAwait(false);
+    }
+
+    private void ThrowIfSnapshots()
+    {
+        if (Cbw is not null)
+        {
+            throw new ControlException(ControlErrorCodes.InUse, $"device {Name} has snapshots; destroy them before resizing it");
+        }
     }
 }

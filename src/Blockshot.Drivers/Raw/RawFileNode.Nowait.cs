@@ -14,8 +14,9 @@ public sealed partial class RawFileNode
     private volatile bool _nowaitWriteRefused;
 
     /// <summary>
-    /// Reads what the page cache holds without blocking. Returns the bytes read (possibly fewer than
-    /// asked, possibly none); the caller reads the rest the blocking way.
+    /// Reads inline: on a pool thread what the page cache holds without blocking, on a thread of the
+    /// caller's own everything (a plain read). Returns the bytes read (possibly fewer than asked, possibly
+    /// none); the caller reads the rest through the thread pool.
     /// </summary>
     private unsafe int TryReadNowait(long offset, Span<byte> buffer)
     {
@@ -46,7 +47,11 @@ public sealed partial class RawFileNode
     // of this size practically never blocks, and a thread-pool round trip costs more than the write.
     private const int InlineWriteLimit = 64 << 10;
 
-    /// <summary>Writes into the page cache without blocking; returns the bytes written (possibly none).</summary>
+    /// <summary>
+    /// Writes inline: on a pool thread into the page cache without blocking (or, where RWF_NOWAIT is
+    /// refused, a plain write up to <see cref="InlineWriteLimit"/>), on a thread of the caller's own a plain
+    /// write of any size. Returns the bytes written (possibly none); the rest goes through the thread pool.
+    /// </summary>
     private unsafe int TryWriteNowait(long offset, ReadOnlySpan<byte> data)
     {
         if (data.IsEmpty)
