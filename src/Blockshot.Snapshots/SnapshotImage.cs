@@ -62,7 +62,10 @@ public sealed partial class SnapshotImage : BlockNode
         }
     }
 
-    /// <summary>Reads with the chunks' shared lock held. Runs of origin chunks become one origin read.</summary>
+    /// <summary>
+    /// Reads with the chunks' shared lock held. Runs of origin chunks become one origin read, and runs of
+    /// chunks in consecutive store slots one store read.
+    /// </summary>
     private async ValueTask ReadLockedAsync(long offset, Memory<byte> buffer)
     {
         var table = _snapshot.Table;
@@ -87,12 +90,32 @@ public sealed partial class SnapshotImage : BlockNode
                 case ChunkTable.Discarded:
                     throw new BlockException(BlockError.Io, $"chunk {chunk} of snapshot '{_snapshot.Name}' was discarded by a reader");
                 default:
-                    await _filter.Store.ReadAsync(ChunkTable.ToSlot(entry), inChunk, buffer[..n]).ConfigureAwait(false);
+                    var slot = ChunkTable.ToSlot(entry);
+                    n = ExtendSlotRun(table, offset, n, buffer.Length, slot);
+                    await _filter.Store.ReadRunAsync(slot, inChunk, buffer[..n]).ConfigureAwait(false);
                     break;
             }
             buffer = buffer[n..];
             offset += n;
         }
+    }
+
+    /// <summary>
+    /// Extends a read of <paramref name="n"/> bytes at <paramref name="offset"/>, which starts in store slot
+    /// <paramref name="slot"/>, over the chunks after it while they sit in the slots after it.
+    /// </summary>
+    private int ExtendSlotRun(ChunkTable table, long offset, int n, int length, long slot)
+    {
+        for (var next = slot + 1; n < length; next++)
+        {
+            var entry = table[_filter.ChunkOf(offset + n)];
+            if (!ChunkTable.IsSlot(entry) || ChunkTable.ToSlot(entry) != next)
+            {
+                break;
+            }
+            n += Math.Min(length - n, _filter.ChunkSize);
+        }
+        return n;
     }
 
     private (long Start, long Length) ChunkRange(long offset, long length)

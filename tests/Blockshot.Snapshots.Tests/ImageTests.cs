@@ -34,6 +34,32 @@ public class ImageTests
     }
 
     [Fact]
+    public async Task Reads_across_chunks_in_any_slot_order_return_the_take()
+    {
+        // Chunks copied in an order that puts runs of them in consecutive slots, in reverse slots, and
+        // next to chunks still on the origin; reads that start and end inside chunks must still see the take.
+        await using var rig = new Rig();
+        await rig.FillAsync(1);
+        var taken = await Rig.ReadAllAsync(rig.Slot);
+        var snap = await rig.TakeAsync("runs");
+        var chunks = new[] { 10, 11, 12, 13, 30, 29, 28, 27, 50, 52, 51, 53, 70, 90, 91 };
+        foreach (var chunk in chunks)
+        {
+            await rig.Slot.WriteAsync((chunk * 65536L) + 100, new byte[] { 1, 2, 3 }, IoFlags.None);
+        }
+        var rng = new Random(9);
+        for (var i = 0; i < 200; i++)
+        {
+            var at = rng.NextInt64(0, rig.Size - 1);
+            var n = (int)Math.Min(rng.Next(1, 6 * 65536), rig.Size - at);
+            var back = new byte[n];
+            await snap.Image.ReadAsync(at, back);
+            Assert.Equal(-1, Patterns.FirstDifference(taken.AsSpan((int)at, n), back));
+        }
+        Assert.Equal(-1, Patterns.FirstDifference(taken, await Rig.ReadAllAsync(snap.Image)));
+    }
+
+    [Fact]
     public async Task A_read_only_image_refuses_writes()
     {
         await using var rig = new Rig();

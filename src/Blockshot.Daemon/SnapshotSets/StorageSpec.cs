@@ -133,6 +133,9 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
         return node;
     }
 
+    // Difference storage bypasses the page cache (O_DIRECT) where the file system allows it: old data is
+    // written once and read back rarely, so caching it would only take memory from the devices' own data
+    // (and, in a VM, fault in fresh memory for every copy). The tiered store is the RAM cache for it.
     private static RawFileNode Open(string path, bool create)
     {
         try
@@ -143,7 +146,14 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
                 {
                 }
             }
-            return RawFileNode.Open(path, new RawFileOptions { Locking = false });
+            try
+            {
+                return RawFileNode.Open(path, new RawFileOptions { Locking = false, Direct = true });
+            }
+            catch (ImageOpenException e) when (e.Reason == ImageOpenError.DirectUnsupported)
+            {
+                return RawFileNode.Open(path, new RawFileOptions { Locking = false });
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -155,7 +165,7 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
     {
         try
         {
-            return RawFileNode.CreateTemporary(directory);
+            return RawFileNode.CreateTemporary(directory, direct: true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

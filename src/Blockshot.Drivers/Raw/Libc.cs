@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 namespace Blockshot.Drivers.Raw;
 
 /// <summary>
-/// The Linux system calls the raw driver needs beyond what <see cref="RandomAccess"/> offers. Calls
+/// The Linux system calls the raw driver makes. Calls
 /// report failure as -1 with errno in <see cref="Marshal.GetLastPInvokeError"/>. Structures follow the
 /// generic 64-bit Linux layouts (x86_64, arm64, riscv64); <see cref="RawFileNode.Open"/> refuses other
 /// platforms.

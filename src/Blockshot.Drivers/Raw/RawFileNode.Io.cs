@@ -7,7 +7,7 @@ using Blockshot.Drivers.Raw;
 namespace Blockshot.Drivers;
 
 // Reads and writes: the page cache inline when it can answer at once (RawFileNode.Nowait.cs),
-// otherwise positional I/O through RandomAccess; FUA through pwritev2(RWF_DSYNC).
+// otherwise pread/pwrite on the driver's blocking-I/O threads (BlockingIoThreads.cs); FUA through pwritev2(RWF_DSYNC).
 public sealed partial class RawFileNode
 {
     /// <inheritdoc/>
@@ -55,24 +55,25 @@ public sealed partial class RawFileNode
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ReadExactAsync(long offset, Memory<byte> buffer)
     {
-        try
+        while (!buffer.IsEmpty)
         {
-            while (!buffer.IsEmpty)
+            long n;
+            using (var pin = buffer.Pin())
             {
-                var n = await RandomAccess.ReadAsync(_handle, buffer, offset).ConfigureAwait(false);
-                if (n == 0 || (_direct && !IsAligned(n)))
-                {
-                    // End of file: an unaligned O_DIRECT count can only mean that too.
-                    buffer[n..].Span.Clear();
-                    return;
-                }
-                buffer = buffer[n..];
-                offset += n;
+                n = await StartRead(pin, buffer.Length, offset).ConfigureAwait(false);
             }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            ThrowIo(e, "read", offset, buffer.Length);
+            if (n < 0)
+            {
+                ThrowErrno(n, "read", offset, buffer.Length);
+            }
+            if (n == 0 || (_direct && !IsAligned(n)))
+            {
+                // End of file: an unaligned O_DIRECT count can only mean that too.
+                buffer[(int)n..].Span.Clear();
+                return;
+            }
+            buffer = buffer[(int)n..];
+            offset += n;
         }
     }
 
@@ -97,13 +98,14 @@ public sealed partial class RawFileNode
             }
             _dsyncWriteRefused = true;
         }
-        try
+        long done;
+        using (var pin = data.Pin())
         {
-            await RandomAccess.WriteAsync(_handle, data, offset).ConfigureAwait(false);
+            done = await StartWrite(pin, data.Length, offset).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        if (done < 0)
         {
-            ThrowIo(e, "write", offset, data.Length);
+            ThrowErrno(done, "write", offset, data.Length);
         }
         if (fua)
         {
@@ -121,6 +123,12 @@ public sealed partial class RawFileNode
             ThrowErrno(r, operation, offset, length);
         }
     }
+
+    private unsafe ValueTask<long> StartRead(MemoryHandle pin, int length, long offset) =>
+        SyscallOp.Read(_handle, pin.Pointer, length, offset);
+
+    private unsafe ValueTask<long> StartWrite(MemoryHandle pin, int length, long offset) =>
+        SyscallOp.Write(_handle, pin.Pointer, length, offset);
 
     private unsafe ValueTask<long> StartDsyncWrite(MemoryHandle pin, int length, long offset) =>
         SyscallOp.WriteDsync(_handle, pin.Pointer, length, offset);

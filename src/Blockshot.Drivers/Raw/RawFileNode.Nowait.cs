@@ -3,10 +3,11 @@ using Blockshot.Drivers.Raw;
 namespace Blockshot.Drivers;
 
 // The inline fast path: buffered reads and writes the page cache can serve at once run on the
-// caller's thread with RWF_NOWAIT, and only those that would block go to the thread pool. A cached
-// 4 KiB read costs one system call instead of a thread-pool round trip. A caller on a thread of its
-// own (not the pool's: a FUSE reader, a command's main thread) may block, so its I/O runs inline
-// whatever its size: handing it to the pool would only add a wake-up and a second thread's work.
+// caller's thread with RWF_NOWAIT, and only those that would block go to the blocking-I/O threads. A
+// cached 4 KiB read costs one system call instead of a round trip to another thread. A caller on a
+// thread of its own (not the thread pool's: a FUSE reader, a command's main thread, a blocking-I/O
+// thread running the next step of a request) may block, so its I/O runs inline whatever its size:
+// handing it on would only add a wake-up and a second thread's work.
 public sealed partial class RawFileNode
 {
     // Set once the kernel or filesystem refuses RWF_NOWAIT for that direction; then always async.
@@ -16,7 +17,7 @@ public sealed partial class RawFileNode
     /// <summary>
     /// Reads inline: on a pool thread what the page cache holds without blocking, on a thread of the
     /// caller's own everything (a plain read). Returns the bytes read (possibly fewer than asked, possibly
-    /// none); the caller reads the rest through the thread pool.
+    /// none); the caller reads the rest on a blocking-I/O thread.
     /// </summary>
     private unsafe int TryReadNowait(long offset, Span<byte> buffer)
     {
@@ -50,7 +51,7 @@ public sealed partial class RawFileNode
     /// <summary>
     /// Writes inline: on a pool thread into the page cache without blocking (or, where RWF_NOWAIT is
     /// refused, a plain write up to <see cref="InlineWriteLimit"/>), on a thread of the caller's own a plain
-    /// write of any size. Returns the bytes written (possibly none); the rest goes through the thread pool.
+    /// write of any size. Returns the bytes written (possibly none); the rest goes to a blocking-I/O thread.
     /// </summary>
     private unsafe int TryWriteNowait(long offset, ReadOnlySpan<byte> data)
     {
@@ -83,7 +84,7 @@ public sealed partial class RawFileNode
     }
 
     /// <summary>True on a thread of the caller's own, which may block; false on a thread-pool thread.</summary>
-    private static bool MayBlockHere => !Thread.CurrentThread.IsThreadPoolThread;
+    private static bool MayBlockHere => BlockingIoThreads.MayBlockHere;
 
     private unsafe int WriteInline(long offset, ReadOnlySpan<byte> data)
     {

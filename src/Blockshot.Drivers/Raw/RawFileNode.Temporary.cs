@@ -10,22 +10,28 @@ public sealed partial class RawFileNode
     /// Creates an empty, unnamed regular file in <paramref name="directory"/> (O_TMPFILE), read-write and
     /// unlocked. Nothing shows in the directory, and the space is released when the node is disposed or
     /// the process dies. Throws <see cref="ImageOpenException"/> when the directory is missing, not
-    /// writable, or on a file system without O_TMPFILE.
+    /// writable, or on a file system without O_TMPFILE. With <paramref name="direct"/> the file bypasses the
+    /// page cache (O_DIRECT) where the file system allows it, and goes through it where it does not.
     /// </summary>
-    public static RawFileNode CreateTemporary(string directory)
+    public static RawFileNode CreateTemporary(string directory, bool direct = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)
         {
             throw new PlatformNotSupportedException("the raw file driver needs 64-bit Linux");
         }
-        var options = new RawFileOptions { Locking = false };
+        var options = new RawFileOptions { Locking = false, Direct = direct };
         int fd;
         int errno;
         do
         {
-            fd = Libc.Open(directory, Libc.TempFile | Libc.ReadWrite | Libc.CloseOnExec, 0x180);
+            fd = Libc.Open(directory, Libc.TempFile | Libc.ReadWrite | Libc.CloseOnExec | (options.Direct ? Libc.Direct : 0), 0x180);
             errno = fd < 0 ? Libc.Errno : 0;
+            if (errno == Libc.EINVAL && options.Direct)
+            {
+                options = options with { Direct = false }; // no O_DIRECT here: buffered
+                errno = Libc.EINTR;
+            }
         }
         while (errno == Libc.EINTR);
         if (fd < 0)

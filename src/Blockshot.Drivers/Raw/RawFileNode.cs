@@ -8,9 +8,9 @@ using Microsoft.Win32.SafeHandles;
 namespace Blockshot.Drivers;
 
 /// <summary>
-/// A regular file or a host block device as a block node. Requests are positional (pread/pwrite through
-/// <see cref="RandomAccess"/>), so any number may run at once; blocking calls (fallocate, fdatasync,
-/// lseek) run on the thread pool. Opened with <see cref="Open"/>. The file is split by concern:
+/// A regular file or a host block device as a block node. Requests are positional (pread/pwrite), so any
+/// number may run at once; what the page cache cannot answer at once, and the other blocking calls
+/// (fallocate, fdatasync, lseek), run on the driver's own blocking-I/O threads (<c>BlockingIoThreads</c>). Opened with <see cref="Open"/>. The file is split by concern:
 /// opening and capabilities here, reads and writes in <c>RawFileNode.Io.cs</c>, O_DIRECT bounce and
 /// read-modify-write in <c>RawFileNode.Direct.cs</c>, zeroing and trimming in
 /// <c>RawFileNode.Zero.cs</c>, extents, flush and resize in <c>RawFileNode.Metadata.cs</c>.
@@ -278,17 +278,6 @@ public sealed partial class RawFileNode : BlockNode
             _ => BlockError.Io,
         };
         throw new BlockException(error, $"{Describe(operation, offset, length)}: {Libc.Describe(errno)}");
-    }
-
-    [DoesNotReturn]
-    private void ThrowIo(Exception e, string operation, long offset, long length)
-    {
-        var what = Describe(operation, offset, length);
-        if (e is IOException io)
-        {
-            BlockThrow.FromIo(io, what);
-        }
-        throw new BlockException(BlockError.Io, $"{what}: {e.Message}", e);
     }
 
     private string Describe(string operation, long offset, long length) =>

@@ -6,12 +6,12 @@ using Microsoft.Win32.SafeHandles;
 namespace Blockshot.Drivers.Raw;
 
 /// <summary>
-/// Runs one blocking system call (fallocate, fdatasync, ftruncate, pwritev2, an lseek extent walk) on
-/// the thread pool and completes a <see cref="ValueTask{TResult}"/> with its result, or -errno on
+/// Runs one blocking system call (pread, pwrite, fallocate, fdatasync, ftruncate, an lseek extent walk)
+/// on one of the driver's <see cref="BlockingIoThreads"/> and completes a <see cref="ValueTask{TResult}"/> with its result, or -errno on
 /// failure, as the kernel reports it. Operations are pooled, so a call allocates nothing; the caller
 /// must await the returned task exactly once.
 /// </summary>
-internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWorkItem
+internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
 {
     private const int MaxPooled = 64;
     private static readonly ConcurrentQueue<SyscallOp> Pool = new();
@@ -28,6 +28,8 @@ internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWork
 
     private enum Kind
     {
+        Read,
+        Write,
         Fallocate,
         DataSync,
         Truncate,
@@ -47,12 +49,25 @@ internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWork
     public static ValueTask<long> Truncate(SafeFileHandle handle, long length) => Rent(Kind.Truncate, handle, 0, length, 0).Start();
 
     /// <summary>
-    /// pwritev2(fd, {pointer, length}, offset, RWF_DSYNC), repeated until every byte is written; the
-    /// memory must stay pinned until the task completes. Returns bytes written, or -errno.
+    /// pread(fd, pointer, length, offset), once; the memory must stay pinned until the task completes.
+    /// Returns the bytes read (as pread: fewer than asked, or none, at the end of the file), or -errno.
     /// </summary>
-    public static ValueTask<long> WriteDsync(SafeFileHandle handle, void* pointer, int length, long offset)
+    public static ValueTask<long> Read(SafeFileHandle handle, void* pointer, int length, long offset) =>
+        WithPointer(Rent(Kind.Read, handle, offset, length, 0), pointer);
+
+    /// <summary>
+    /// pwrite(fd, pointer, length, offset), repeated until every byte is written; the memory must stay
+    /// pinned until the task completes. Returns bytes written, or -errno.
+    /// </summary>
+    public static ValueTask<long> Write(SafeFileHandle handle, void* pointer, int length, long offset) =>
+        WithPointer(Rent(Kind.Write, handle, offset, length, 0), pointer);
+
+    /// <summary>As <see cref="Write"/>, with RWF_DSYNC: the data is durable when the task completes.</summary>
+    public static ValueTask<long> WriteDsync(SafeFileHandle handle, void* pointer, int length, long offset) =>
+        WithPointer(Rent(Kind.WriteDsync, handle, offset, length, 0), pointer);
+
+    private static ValueTask<long> WithPointer(SyscallOp op, void* pointer)
     {
-        var op = Rent(Kind.WriteDsync, handle, offset, length, 0);
         op._pointer = pointer;
         return op.Start();
     }
@@ -94,13 +109,26 @@ internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWork
 
     private ValueTask<long> Start()
     {
+        if (BlockingIoThreads.MayBlockHere)
+        {
+            // A thread that may block (a FUSE reader, a blocking-I/O thread running a request's next
+            // step): the call runs here, and handing it on would only add a wake-up.
+            try
+            {
+                return new ValueTask<long>(Run());
+            }
+            finally
+            {
+                Recycle();
+            }
+        }
         var token = _core.Version;
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        BlockingIoThreads.Queue(this);
         return new ValueTask<long>(this, token);
     }
 
     /// <inheritdoc/>
-    void IThreadPoolWorkItem.Execute()
+    public override void Execute()
     {
         long result;
         try
@@ -125,7 +153,9 @@ internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWork
                 Kind.Fallocate => Check(Libc.FAllocate(handle, _mode, _offset, _length)),
                 Kind.DataSync => Check(Libc.FDataSync(handle)),
                 Kind.Truncate => Check(Libc.FTruncate(handle, _length)),
-                Kind.WriteDsync => WriteAll(handle),
+                Kind.Read => ReadOnce(handle),
+                Kind.Write => WriteAll(handle, 0),
+                Kind.WriteDsync => WriteAll(handle, Libc.RwfDsync),
                 Kind.Extents => WalkExtents(handle),
                 _ => Check(RangeIoctl(handle)),
             };
@@ -136,7 +166,14 @@ internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWork
         }
     }
 
-    private long WriteAll(SafeFileHandle handle)
+    private long ReadOnce(SafeFileHandle handle)
+    {
+        var vector = new Libc.IoVector { Base = _pointer, Length = (nuint)_length };
+        var n = (long)Libc.PReadV2(handle, &vector, 1, _offset, 0);
+        return n < 0 ? -Libc.Errno : n; // -EINTR is retried by Run
+    }
+
+    private long WriteAll(SafeFileHandle handle, int flags)
     {
         var p = (byte*)_pointer;
         var remaining = _length;
@@ -144,7 +181,7 @@ internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWork
         while (remaining > 0)
         {
             var vector = new Libc.IoVector { Base = p, Length = (nuint)remaining };
-            var n = (long)Libc.PWriteV2(handle, &vector, 1, offset, Libc.RwfDsync);
+            var n = (long)Libc.PWriteV2(handle, &vector, 1, offset, flags);
             if (n < 0)
             {
                 var errno = Libc.Errno;
@@ -225,17 +262,22 @@ internal sealed unsafe class SyscallOp : IValueTaskSource<long>, IThreadPoolWork
         finally
         {
             _core.Reset();
-            _handle = null;
-            _pointer = null;
-            _extents = null;
-            if (Interlocked.Increment(ref _pooled) <= MaxPooled)
-            {
-                Pool.Enqueue(this);
-            }
-            else
-            {
-                Interlocked.Decrement(ref _pooled);
-            }
+            Recycle();
+        }
+    }
+
+    private void Recycle()
+    {
+        _handle = null;
+        _pointer = null;
+        _extents = null;
+        if (Interlocked.Increment(ref _pooled) <= MaxPooled)
+        {
+            Pool.Enqueue(this);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _pooled);
         }
     }
 

@@ -68,6 +68,24 @@ public abstract class DiffStore : IAsyncDisposable
     /// <summary>Reads from slot <paramref name="slot"/> at <paramref name="offset"/>.</summary>
     public abstract ValueTask ReadAsync(long slot, int offset, Memory<byte> buffer);
 
+    /// <summary>
+    /// Reads <paramref name="buffer"/>.Length bytes starting <paramref name="offset"/> bytes into slot
+    /// <paramref name="firstSlot"/> and running on through the slots after it (<c>firstSlot + 1</c>, ...).
+    /// Stores whose consecutive slots are adjacent on the medium read the run at once.
+    /// </summary>
+    public virtual async ValueTask ReadRunAsync(long firstSlot, int offset, Memory<byte> buffer)
+    {
+        var slot = firstSlot;
+        while (!buffer.IsEmpty)
+        {
+            var n = Math.Min(buffer.Length, ChunkSize - offset);
+            await ReadAsync(slot, offset, buffer[..n]).ConfigureAwait(false);
+            buffer = buffer[n..];
+            offset = 0;
+            slot++;
+        }
+    }
+
     /// <summary>Makes every written slot durable.</summary>
     public abstract ValueTask FlushAsync();
 

@@ -41,7 +41,12 @@ public sealed class NodeDiffStore : DiffStore
     {
         if (_growable && bytes > _node.Size)
         {
+            var old = _node.Size;
             await _node.ResizeAsync(bytes).ConfigureAwait(false);
+            // Allocate the new space now (zero-range, not a hole): a copy into a hole makes the file
+            // system allocate under the file's lock, one writer at a time, where allocated blocks take
+            // any number of writers at once.
+            await _node.WriteZeroesAsync(old, bytes - old, IoFlags.None).ConfigureAwait(false);
         }
         return Math.Min(bytes, _node.Size);
     }
@@ -53,6 +58,10 @@ public sealed class NodeDiffStore : DiffStore
     /// <inheritdoc/>
     public override ValueTask ReadAsync(long slot, int offset, Memory<byte> buffer) =>
         _node.ReadAsync((slot * ChunkSize) + offset, buffer);
+
+    /// <inheritdoc/>
+    public override ValueTask ReadRunAsync(long firstSlot, int offset, Memory<byte> buffer) =>
+        _node.ReadAsync((firstSlot * ChunkSize) + offset, buffer);
 
     /// <inheritdoc/>
     public override ValueTask FlushAsync() => _node.FlushAsync();
