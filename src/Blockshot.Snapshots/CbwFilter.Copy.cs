@@ -138,7 +138,7 @@ public sealed partial class CbwFilter
             }
         }
         CopyFailed(snapshots, chunk, BlockError.NoSpace,
-            $"difference storage is full ({Store.UsedBytes >> 20} MiB of {(Store.LimitBytes == long.MaxValue ? "unlimited" : (Store.LimitBytes >> 20) + " MiB")} used)");
+            $"difference storage is full ({Store.UsedBytes >> 20} MiB of {(Store.LimitBytes == long.MaxValue ? "unlimited" : (Store.LimitBytes >> 20) + " MiB")} used{(Store.GrowFailure is { } why ? "; growing it failed: " + why : "")})");
         return -1;
     }
 

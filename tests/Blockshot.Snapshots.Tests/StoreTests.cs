@@ -25,6 +25,73 @@ public class StoreTests
     }
 
     [Fact]
+    public async Task A_node_store_grows_ahead_in_the_background_so_allocations_do_not_wait_while_space_is_left()
+    {
+        // Steps of 4 chunks; the medium's resize waits on a gate. The grow starts once fewer than 2 chunks
+        // are left, and the allocations that still fit go on while it waits.
+        var gated = new GatedResizeNode(new MemoryNode(0));
+        await using var store = new NodeDiffStore(gated, 65536, new DiffStoreOptions { InitialBytes = 4 * 65536, GrowStepBytes = 4 * 65536 });
+        gated.Gate.SetResult(); // the initial size
+        Assert.Equal(0, await store.AllocateAsync());
+        Assert.Equal(1, await store.AllocateAsync());
+        gated.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Assert.Equal(2, await store.AllocateAsync()); // 1 left after it: the next step starts growing
+        await gated.ResizeStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var fourth = store.AllocateAsync();
+        Assert.True(fourth.IsCompletedSuccessfully, "an allocation with space left waited for the grow");
+        Assert.Equal(3, await fourth);
+        var fifth = store.AllocateAsync().AsTask();
+        await Task.Delay(50);
+        Assert.False(fifth.IsCompleted, "an allocation with no space left did not wait for the grow");
+        gated.Gate.SetResult();
+        Assert.Equal(4, await fifth.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(8 * 65536, store.CapacityBytes);
+    }
+
+    [Fact]
+    public async Task A_store_that_cannot_grow_is_full_and_the_snapshot_breaks_with_the_reason_while_the_write_goes_on()
+    {
+        var store = new NodeDiffStore(new FailingResizeNode(new MemoryNode(0)), 65536, new DiffStoreOptions());
+        await using var rig = new Rig(size: 1 << 20, store: store);
+        await rig.FillAsync(1); // data, so the first write's chunk needs a slot
+        var snap = await rig.TakeAsync("grow-fails");
+        await rig.Slot.WriteAsync(0, new byte[] { 7 }, IoFlags.None);
+        Assert.Equal(SnapshotState.Failed, snap.State);
+        Assert.Contains("growing it failed", snap.FailureReason);
+        Assert.Contains("injected resize error", snap.FailureReason);
+        var back = new byte[1];
+        await rig.Origin.ReadAsync(0, back);
+        Assert.Equal(7, back[0]);
+    }
+
+    private sealed class FailingResizeNode(BlockNode next) : FilterNode(next, Ownership.Dispose)
+    {
+        public override string Kind => "failing-resize";
+
+        public override ValueTask ResizeAsync(long newSize) =>
+            ValueTask.FromException(new BlockException(BlockError.Io, "injected resize error"));
+    }
+
+    private sealed class GatedResizeNode(BlockNode next) : FilterNode(next, Ownership.Dispose)
+    {
+        public TaskCompletionSource Gate { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource ResizeStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override string Kind => "gated";
+
+        public override async ValueTask ResizeAsync(long newSize)
+        {
+            if (newSize > 4 * 65536)
+            {
+                ResizeStarted.TrySetResult();
+            }
+            await Gate.Task;
+            await Next.ResizeAsync(newSize);
+        }
+    }
+
+    [Fact]
     public async Task A_fixed_size_node_store_uses_the_whole_device()
     {
         await using var store = new NodeDiffStore(new NullNode(10 * 65536 + 100), 65536, new DiffStoreOptions());

@@ -15,6 +15,11 @@ public abstract class DiffStore : IAsyncDisposable
     private long _capacitySlots;
     private bool _lowSpaceRaised;
 
+    // The background grow started when space runs low (GrowAheadIfLow), if any; a failed one is not retried
+    // in the background (the foreground grow reports the failure).
+    private Task _growAhead = Task.CompletedTask;
+    private bool _growAheadFailed;
+
     /// <summary>Sets up slot bookkeeping for <paramref name="chunkSize"/>-byte chunks.</summary>
     protected DiffStore(int chunkSize, DiffStoreOptions options)
     {
@@ -49,6 +54,9 @@ public abstract class DiffStore : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Why the store last failed to grow, if it did; the full store's error messages quote it.</summary>
+    public string? GrowFailure { get; private set; }
 
     /// <summary>Bytes the store can hold before it must grow.</summary>
     public virtual long CapacityBytes => Volatile.Read(ref _capacitySlots) * ChunkSize;
@@ -95,11 +103,16 @@ public abstract class DiffStore : IAsyncDisposable
     /// <summary>Releases the medium's space behind a freed slot, where it can.</summary>
     protected virtual ValueTask ReleaseAsync(long slot) => default;
 
-    /// <summary>Takes a free slot, growing the store if needed; -1 when the store is at its limit.</summary>
+    /// <summary>
+    /// Takes a free slot, growing the store if needed; -1 when the store is at its limit. Once less than
+    /// half a growth step is left, the next step is added in the background, so a writer waits for the
+    /// medium to grow only when the space runs out faster than it grows.
+    /// </summary>
     public virtual async ValueTask<long> AllocateAsync()
     {
         if (TryTake(out var slot))
         {
+            GrowAheadIfLow();
             return slot;
         }
         await _growing.WaitAsync().ConfigureAwait(false);
@@ -109,19 +122,16 @@ public abstract class DiffStore : IAsyncDisposable
             {
                 return slot;
             }
-            var current = CapacityBytes;
-            var limit = LimitBytes;
-            if (current + ChunkSize <= limit)
+            if (await GrowStepAsync().ConfigureAwait(false) && TryTake(out slot))
             {
-                var step = Math.Max(current == 0 ? Options.InitialBytes : Options.GrowStepBytes, ChunkSize);
-                var target = Math.Min(limit, current + step);
-                var reached = Math.Min(limit, await GrowToAsync(target - (target % ChunkSize)).ConfigureAwait(false));
-                Volatile.Write(ref _capacitySlots, Math.Max(_capacitySlots, reached / ChunkSize));
-                if (TryTake(out slot))
-                {
-                    return slot;
-                }
+                return slot;
             }
+        }
+        catch (IOException e)
+        {
+            // The medium would not grow (out of space, an I/O error): the store is full for this
+            // allocation, and the snapshots' overflow policy decides what happens to the write.
+            GrowFailure = e.Message;
         }
         finally
         {
@@ -129,6 +139,72 @@ public abstract class DiffStore : IAsyncDisposable
         }
         OnFull();
         return -1;
+    }
+
+    /// <summary>Adds one growth step (the initial size first), up to the limit; false at the limit. Caller holds <see cref="_growing"/>.</summary>
+    private async ValueTask<bool> GrowStepAsync()
+    {
+        var current = CapacityBytes;
+        var limit = LimitBytes;
+        if (current + ChunkSize > limit)
+        {
+            return false;
+        }
+        var step = Math.Max(current == 0 ? Options.InitialBytes : Options.GrowStepBytes, ChunkSize);
+        var target = Math.Min(limit, current + step);
+        var reached = Math.Min(limit, await GrowToAsync(target - (target % ChunkSize)).ConfigureAwait(false));
+        Volatile.Write(ref _capacitySlots, Math.Max(_capacitySlots, reached / ChunkSize));
+        return true;
+    }
+
+    private void GrowAheadIfLow()
+    {
+        if (!CanGrowAhead() || !_growing.Wait(0))
+        {
+            return; // plenty left, nothing to grow into, or a grow is under way
+        }
+        lock (_sync)
+        {
+            _growAhead = Task.Run(GrowAheadAsync);
+        }
+    }
+
+    private async Task GrowAheadAsync()
+    {
+        try
+        {
+            if (CanGrowAhead())
+            {
+                await GrowStepAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is IOException or Core.BlockException)
+        {
+            // Not lost: the writer that finds no free slot grows in the foreground and gets the error.
+            Volatile.Write(ref _growAheadFailed, true);
+        }
+        finally
+        {
+            _growing.Release();
+        }
+    }
+
+    private bool CanGrowAhead()
+    {
+        if (Volatile.Read(ref _growAheadFailed))
+        {
+            return false;
+        }
+        var capacity = CapacityBytes;
+        if (capacity + ChunkSize > LimitBytes)
+        {
+            return false;
+        }
+        lock (_sync)
+        {
+            var left = _capacitySlots - _next + _free.Count;
+            return left * ChunkSize < Options.GrowStepBytes / 2;
+        }
     }
 
     /// <summary>
@@ -173,11 +249,16 @@ public abstract class DiffStore : IAsyncDisposable
     }
 
     /// <inheritdoc/>
-    public virtual ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
+        Task growAhead;
+        lock (_sync)
+        {
+            growAhead = _growAhead;
+        }
+        await growAhead.ConfigureAwait(false);
         _growing.Dispose();
         GC.SuppressFinalize(this);
-        return default;
     }
 
     /// <summary>Sets the capacity a store starts with (a device's size, a reopened file's length).</summary>

@@ -46,7 +46,15 @@ public sealed class NodeDiffStore : DiffStore
             // Allocate the new space now (zero-range, not a hole): a copy into a hole makes the file
             // system allocate under the file's lock, one writer at a time, where allocated blocks take
             // any number of writers at once.
-            await _node.WriteZeroesAsync(old, bytes - old, IoFlags.None).ConfigureAwait(false);
+            try
+            {
+                await _node.WriteZeroesAsync(old, bytes - old, IoFlags.None).ConfigureAwait(false);
+            }
+            catch (BlockException e) when (e.Error is BlockError.NoSpace or BlockError.NotSupported)
+            {
+                // The medium cannot allocate the whole step now: the step stays sparse, and a copy that
+                // then finds no space fails like any store write, under the snapshot's overflow policy.
+            }
         }
         return Math.Min(bytes, _node.Size);
     }
