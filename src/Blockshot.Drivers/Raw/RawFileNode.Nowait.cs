@@ -21,7 +21,7 @@ public sealed partial class RawFileNode
     /// </summary>
     private unsafe int TryReadNowait(long offset, Span<byte> buffer)
     {
-        var mayBlock = MayBlockHere;
+        var mayBlock = BlockingIoThreads.MayBlockHere;
         if ((_nowaitReadRefused && !mayBlock) || buffer.IsEmpty)
         {
             return 0;
@@ -29,8 +29,8 @@ public sealed partial class RawFileNode
         fixed (byte* p = buffer)
         {
             var vector = new Libc.IoVector { Base = p, Length = (nuint)buffer.Length };
-            // On error (even EAGAIN, which a blocking read cannot return) the thread-pool path retries
-            // the rest and reports what fails.
+            // On error (even EAGAIN, which a blocking read cannot return) the blocking path retries the
+            // rest and reports what fails.
             var n = Libc.PReadV2(_handle, &vector, 1, offset, mayBlock ? 0 : Libc.RwfNowait);
             if (n >= 0)
             {
@@ -45,7 +45,7 @@ public sealed partial class RawFileNode
     }
 
     // Small buffered writes on filesystems that refuse RWF_NOWAIT still go inline: a page-cache write
-    // of this size practically never blocks, and a thread-pool round trip costs more than the write.
+    // of this size practically never blocks, and a hand-off to another thread costs more than the write.
     private const int InlineWriteLimit = 64 << 10;
 
     /// <summary>
@@ -59,7 +59,7 @@ public sealed partial class RawFileNode
         {
             return 0;
         }
-        if (MayBlockHere || (_nowaitWriteRefused && data.Length <= InlineWriteLimit))
+        if (BlockingIoThreads.MayBlockHere || (_nowaitWriteRefused && data.Length <= InlineWriteLimit))
         {
             return WriteInline(offset, data);
         }
@@ -82,9 +82,6 @@ public sealed partial class RawFileNode
             return 0;
         }
     }
-
-    /// <summary>True on a thread of the caller's own, which may block; false on a thread-pool thread.</summary>
-    private static bool MayBlockHere => BlockingIoThreads.MayBlockHere;
 
     private unsafe int WriteInline(long offset, ReadOnlySpan<byte> data)
     {

@@ -7,8 +7,9 @@ namespace Blockshot.Drivers.Raw;
 
 /// <summary>
 /// Runs one blocking system call (pread, pwrite, fallocate, fdatasync, ftruncate, an lseek extent walk)
-/// on one of the driver's <see cref="BlockingIoThreads"/> and completes a <see cref="ValueTask{TResult}"/> with its result, or -errno on
-/// failure, as the kernel reports it. Operations are pooled, so a call allocates nothing; the caller
+/// on one of the driver's <see cref="BlockingIoThreads"/>, or at once on a thread that may block, and
+/// completes a <see cref="ValueTask{TResult}"/> with its result, or -errno on failure, as the kernel
+/// reports it. Operations are pooled, so a call allocates nothing; the caller
 /// must await the returned task exactly once.
 /// </summary>
 internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>

@@ -15,7 +15,7 @@ public abstract class DiffStore : IAsyncDisposable
     private long _capacitySlots;
     private bool _lowSpaceRaised;
 
-    // The background grow started when space runs low (GrowAheadIfLow), if any; a failed one is not retried
+    // The background grow started when space runs low (StartGrowingAhead), if any; a failed one is not retried
     // in the background (the foreground grow reports the failure).
     private Task _growAhead = Task.CompletedTask;
     private bool _growAheadFailed;
@@ -110,19 +110,22 @@ public abstract class DiffStore : IAsyncDisposable
     /// </summary>
     public virtual async ValueTask<long> AllocateAsync()
     {
-        if (TryTake(out var slot))
+        if (TryTake(out var slot, out var runningLow))
         {
-            GrowAheadIfLow();
+            if (runningLow)
+            {
+                StartGrowingAhead();
+            }
             return slot;
         }
         await _growing.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (TryTake(out slot))
+            if (TryTake(out slot, out _))
             {
                 return slot;
             }
-            if (await GrowStepAsync().ConfigureAwait(false) && TryTake(out slot))
+            if (await GrowStepAsync().ConfigureAwait(false) && TryTake(out slot, out _))
             {
                 return slot;
             }
@@ -157,11 +160,11 @@ public abstract class DiffStore : IAsyncDisposable
         return true;
     }
 
-    private void GrowAheadIfLow()
+    private void StartGrowingAhead()
     {
-        if (!CanGrowAhead() || !_growing.Wait(0))
+        if (!_growing.Wait(0))
         {
-            return; // plenty left, nothing to grow into, or a grow is under way
+            return; // a grow is under way
         }
         lock (_sync)
         {
@@ -173,12 +176,17 @@ public abstract class DiffStore : IAsyncDisposable
     {
         try
         {
-            if (CanGrowAhead())
+            bool runningLow;
+            lock (_sync)
+            {
+                runningLow = RunningLow();
+            }
+            if (runningLow)
             {
                 await GrowStepAsync().ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is IOException or Core.BlockException)
+        catch (IOException)
         {
             // Not lost: the writer that finds no free slot grows in the foreground and gets the error.
             Volatile.Write(ref _growAheadFailed, true);
@@ -189,23 +197,11 @@ public abstract class DiffStore : IAsyncDisposable
         }
     }
 
-    private bool CanGrowAhead()
-    {
-        if (Volatile.Read(ref _growAheadFailed))
-        {
-            return false;
-        }
-        var capacity = CapacityBytes;
-        if (capacity + ChunkSize > LimitBytes)
-        {
-            return false;
-        }
-        lock (_sync)
-        {
-            var left = _capacitySlots - _next + _free.Count;
-            return left * ChunkSize < Options.GrowStepBytes / 2;
-        }
-    }
+    // Caller holds _sync. Less than half a growth step is left, and the store may still grow.
+    private bool RunningLow() =>
+        !Volatile.Read(ref _growAheadFailed)
+        && (_capacitySlots - _next + _free.Count) * ChunkSize < Options.GrowStepBytes / 2
+        && (_capacitySlots + 1) * ChunkSize <= LimitBytes;
 
     /// <summary>
     /// After a restart: marks <paramref name="used"/> slots as taken and every other slot below the
@@ -264,7 +260,7 @@ public abstract class DiffStore : IAsyncDisposable
     /// <summary>Sets the capacity a store starts with (a device's size, a reopened file's length).</summary>
     protected void SetCapacity(long bytes) => Volatile.Write(ref _capacitySlots, Math.Min(bytes, LimitBytes) / ChunkSize);
 
-    private bool TryTake(out long slot)
+    private bool TryTake(out long slot, out bool runningLow)
     {
         var raise = false;
         lock (_sync)
@@ -280,12 +276,14 @@ public abstract class DiffStore : IAsyncDisposable
             else
             {
                 slot = -1;
+                runningLow = false;
                 return false;
             }
             if (!_lowSpaceRaised && BelowThreshold())
             {
                 _lowSpaceRaised = raise = true;
             }
+            runningLow = RunningLow();
         }
         if (raise)
         {
