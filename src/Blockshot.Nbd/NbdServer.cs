@@ -265,7 +265,7 @@ public sealed class NbdServer : IAsyncDisposable
             var connection = new NbdConnection(this, client, id, remote, _options, _logger);
             _connections[id] = connection;
             NbdLog.Accepted(_logger, id, remote);
-            var task = Task.Run(connection.RunAsync, CancellationToken.None);
+            var task = connection.Start();
             _connectionTasks[id] = task;
             _ = task.ContinueWith(_ => _connectionTasks.TryRemove(id, out Task? _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }

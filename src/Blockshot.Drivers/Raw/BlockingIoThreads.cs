@@ -1,3 +1,5 @@
+using Blockshot.Core.Threading;
+
 namespace Blockshot.Drivers.Raw;
 
 /// <summary>
@@ -38,9 +40,10 @@ internal static class BlockingIoThreads
 
     /// <summary>
     /// True on a thread that may block: one of these, a FUSE reader, a command's main thread; false on a
-    /// .NET thread-pool thread, which async code shares and must not be held.
+    /// .NET thread-pool thread, which async code shares and must not be held, and on a thread that serves
+    /// many requests in turn (see <see cref="BlockingPolicy"/>).
     /// </summary>
-    public static bool MayBlockHere => !Thread.CurrentThread.IsThreadPoolThread;
+    public static bool MayBlockHere => BlockingPolicy.MayBlockHere;
 
     /// <summary>Work items the threads have taken since the process started (for tests and diagnostics).</summary>
     public static long Taken

@@ -24,112 +24,139 @@ internal sealed partial class NbdConnection
     /// <summary>The contexts in use during transmission, in the order replies carry them.</summary>
     private IReadOnlyList<(uint Id, string Name)> Selected => _selected;
 
-    /// <summary>Runs the handshake; true when the client chose an export and transmission begins.</summary>
-    private async Task<bool> HandshakeAsync()
+    // The handshake's deadline: running, done (transmission began) or expired (the socket was shut).
+    private const int HandshakeRunning = 0;
+    private const int HandshakeDone = 1;
+    private const int HandshakeExpired = 2;
+    private int _handshakeState;
+
+    /// <summary>
+    /// Runs the handshake on the connection's thread; true when the client chose an export in time and
+    /// transmission begins. At the deadline the socket is shut, which ends any receive or send it waits in.
+    /// </summary>
+    private bool Handshake()
     {
-        using var timeout = new CancellationTokenSource(_options.HandshakeTimeout);
-        var ct = timeout.Token;
+        using var deadline = new Timer(static state => ((NbdConnection)state!).ExpireHandshake(), this,
+            _options.HandshakeTimeout, Timeout.InfiniteTimeSpan);
+        bool chosen;
+        string? failure = null;
         try
         {
-            var greeting = new byte[18];
-            BinaryPrimitives.WriteUInt64BigEndian(greeting, NbdMagic.InitPassword);
-            BinaryPrimitives.WriteUInt64BigEndian(greeting.AsSpan(8), NbdMagic.HaveOptions);
-            BinaryPrimitives.WriteUInt16BigEndian(greeting.AsSpan(16), ServerFlagFixedNewstyle | ServerFlagNoZeroes);
-            await SendRawAsync(greeting, ct).ConfigureAwait(false);
-
-            if (!await _reader.FillAsync(4, ct).ConfigureAwait(false))
-            {
-                return false;
-            }
-            var clientFlags = BinaryPrimitives.ReadUInt32BigEndian(_reader.Peek(4));
-            _reader.Consume(4);
-            if ((clientFlags & ~(ClientFlagFixedNewstyle | ClientFlagNoZeroes)) != 0)
-            {
-                return Fail($"unknown client flags 0x{clientFlags:x}");
-            }
-            if ((clientFlags & ClientFlagFixedNewstyle) == 0)
-            {
-                return Fail("client does not speak fixed newstyle");
-            }
-            _noZeroes = (clientFlags & ClientFlagNoZeroes) != 0;
-
-            for (var count = 0; ; count++)
-            {
-                if (!await _reader.FillAsync(NbdMagic.OptionHeaderSize, ct).ConfigureAwait(false))
-                {
-                    return false;
-                }
-                var header = _reader.Peek(NbdMagic.OptionHeaderSize);
-                var magic = BinaryPrimitives.ReadUInt64BigEndian(header);
-                var option = BinaryPrimitives.ReadUInt32BigEndian(header[8..]);
-                var length = BinaryPrimitives.ReadUInt32BigEndian(header[12..]);
-                _reader.Consume(NbdMagic.OptionHeaderSize);
-                if (magic != NbdMagic.HaveOptions)
-                {
-                    return Fail("bad option magic");
-                }
-                if (count >= _options.MaxOptions)
-                {
-                    await ReplyErrorAsync(option, NbdOptionReplyType.ErrPolicy, $"more than {_options.MaxOptions} options", ct).ConfigureAwait(false);
-                    return Fail($"more than {_options.MaxOptions} options");
-                }
-                if (length > NbdLimits.MaxOptionLength)
-                {
-                    await ReplyErrorAsync(option, NbdOptionReplyType.ErrTooBig, $"option data of {length} bytes is too long", ct).ConfigureAwait(false);
-                    return Fail($"option {option} with {length} bytes of data");
-                }
-                var data = new byte[length];
-                await _reader.ReadExactAsync(data, ct).ConfigureAwait(false);
-
-                switch ((NbdOption)option)
-                {
-                    case NbdOption.ExportName:
-                        return await ExportNameAsync(data, ct).ConfigureAwait(false);
-                    case NbdOption.Abort:
-                        await ReplyAsync(option, NbdOptionReplyType.Ack, [], ct).ConfigureAwait(false);
-                        return false;
-                    case NbdOption.List:
-                        await ListAsync(option, data, ct).ConfigureAwait(false);
-                        break;
-                    case NbdOption.Info:
-                    case NbdOption.Go:
-                        if (await InfoAsync(option, data, ct).ConfigureAwait(false) && option == (uint)NbdOption.Go)
-                        {
-                            return true;
-                        }
-                        break;
-                    case NbdOption.StructuredReply:
-                        if (data.Length != 0 || _structured)
-                        {
-                            await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid,
-                                _structured ? "structured replies are already on" : "unexpected option data", ct).ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            _structured = true;
-                            await ReplyAsync(option, NbdOptionReplyType.Ack, [], ct).ConfigureAwait(false);
-                        }
-                        break;
-                    case NbdOption.ListMetaContext:
-                    case NbdOption.SetMetaContext:
-                        await MetaContextAsync(option, data, ct).ConfigureAwait(false);
-                        break;
-                    case NbdOption.StartTls:
-                        await ReplyErrorAsync(option, NbdOptionReplyType.ErrUnsupported, "TLS is not enabled on this server", ct).ConfigureAwait(false);
-                        break;
-                    default:
-                        await ReplyErrorAsync(option, NbdOptionReplyType.ErrUnsupported, $"option {option} is not supported", ct).ConfigureAwait(false);
-                        break;
-                }
-            }
+            chosen = NegotiateOptions();
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        catch (Exception e) when (e is EndOfStreamException or SocketException or IOException or ObjectDisposedException)
+        {
+            chosen = false;
+            failure = e.Message;
+        }
+        if (Interlocked.CompareExchange(ref _handshakeState, HandshakeDone, HandshakeRunning) == HandshakeExpired)
         {
             return Fail($"no export chosen within {_options.HandshakeTimeout.TotalSeconds:0} s");
         }
-        catch (Exception e) when (e is EndOfStreamException or SocketException or IOException)
+        return chosen || (failure is not null && Fail(failure));
+    }
+
+    private void ExpireHandshake()
+    {
+        if (Interlocked.CompareExchange(ref _handshakeState, HandshakeExpired, HandshakeRunning) == HandshakeRunning)
         {
-            return Fail(e.Message);
+            ShutdownQuietly(SocketShutdown.Both);
+        }
+    }
+
+    /// <summary>Option haggling; true when the client chose an export.</summary>
+    private bool NegotiateOptions()
+    {
+        var greeting = new byte[18];
+        BinaryPrimitives.WriteUInt64BigEndian(greeting, NbdMagic.InitPassword);
+        BinaryPrimitives.WriteUInt64BigEndian(greeting.AsSpan(8), NbdMagic.HaveOptions);
+        BinaryPrimitives.WriteUInt16BigEndian(greeting.AsSpan(16), ServerFlagFixedNewstyle | ServerFlagNoZeroes);
+        SendRaw(greeting);
+
+        if (!_reader.Fill(4))
+        {
+            return false;
+        }
+        var clientFlags = BinaryPrimitives.ReadUInt32BigEndian(_reader.Peek(4));
+        _reader.Consume(4);
+        if ((clientFlags & ~(ClientFlagFixedNewstyle | ClientFlagNoZeroes)) != 0)
+        {
+            return Fail($"unknown client flags 0x{clientFlags:x}");
+        }
+        if ((clientFlags & ClientFlagFixedNewstyle) == 0)
+        {
+            return Fail("client does not speak fixed newstyle");
+        }
+        _noZeroes = (clientFlags & ClientFlagNoZeroes) != 0;
+
+        for (var count = 0; ; count++)
+        {
+            if (!_reader.Fill(NbdMagic.OptionHeaderSize))
+            {
+                return false;
+            }
+            var header = _reader.Peek(NbdMagic.OptionHeaderSize);
+            var magic = BinaryPrimitives.ReadUInt64BigEndian(header);
+            var option = BinaryPrimitives.ReadUInt32BigEndian(header[8..]);
+            var length = BinaryPrimitives.ReadUInt32BigEndian(header[12..]);
+            _reader.Consume(NbdMagic.OptionHeaderSize);
+            if (magic != NbdMagic.HaveOptions)
+            {
+                return Fail("bad option magic");
+            }
+            if (count >= _options.MaxOptions)
+            {
+                ReplyError(option, NbdOptionReplyType.ErrPolicy, $"more than {_options.MaxOptions} options");
+                return Fail($"more than {_options.MaxOptions} options");
+            }
+            if (length > NbdLimits.MaxOptionLength)
+            {
+                ReplyError(option, NbdOptionReplyType.ErrTooBig, $"option data of {length} bytes is too long");
+                return Fail($"option {option} with {length} bytes of data");
+            }
+            var data = new byte[length];
+            _reader.ReadExact(data);
+
+            switch ((NbdOption)option)
+            {
+                case NbdOption.ExportName:
+                    return ExportName(data);
+                case NbdOption.Abort:
+                    Reply(option, NbdOptionReplyType.Ack, []);
+                    return false;
+                case NbdOption.List:
+                    List(option, data);
+                    break;
+                case NbdOption.Info:
+                case NbdOption.Go:
+                    if (Info(option, data) && option == (uint)NbdOption.Go)
+                    {
+                        return true;
+                    }
+                    break;
+                case NbdOption.StructuredReply:
+                    if (data.Length != 0 || _structured)
+                    {
+                        ReplyError(option, NbdOptionReplyType.ErrInvalid,
+                            _structured ? "structured replies are already on" : "unexpected option data");
+                    }
+                    else
+                    {
+                        _structured = true;
+                        Reply(option, NbdOptionReplyType.Ack, []);
+                    }
+                    break;
+                case NbdOption.ListMetaContext:
+                case NbdOption.SetMetaContext:
+                    MetaContext(option, data);
+                    break;
+                case NbdOption.StartTls:
+                    ReplyError(option, NbdOptionReplyType.ErrUnsupported, "TLS is not enabled on this server");
+                    break;
+                default:
+                    ReplyError(option, NbdOptionReplyType.ErrUnsupported, $"option {option} is not supported");
+                    break;
+            }
         }
     }
 
@@ -139,7 +166,7 @@ internal sealed partial class NbdConnection
         return false;
     }
 
-    private async Task<bool> ExportNameAsync(byte[] data, CancellationToken ct)
+    private bool ExportName(byte[] data)
     {
         var name = Encoding.UTF8.GetString(data);
         var export = _server.FindExport(name);
@@ -152,15 +179,15 @@ internal sealed partial class NbdConnection
         var reply = new byte[_noZeroes ? 10 : 134];
         BinaryPrimitives.WriteUInt64BigEndian(reply, (ulong)export.Slot.Size);
         BinaryPrimitives.WriteUInt16BigEndian(reply.AsSpan(8), (ushort)_flags);
-        await SendRawAsync(reply, ct).ConfigureAwait(false);
+        SendRaw(reply);
         return true;
     }
 
-    private async Task ListAsync(uint option, byte[] data, CancellationToken ct)
+    private void List(uint option, byte[] data)
     {
         if (data.Length != 0)
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid, "unexpected option data", ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrInvalid, "unexpected option data");
             return;
         }
         foreach (var export in _server.Exports)
@@ -171,30 +198,30 @@ internal sealed partial class NbdConnection
             BinaryPrimitives.WriteUInt32BigEndian(payload, (uint)name.Length);
             name.CopyTo(payload, 4);
             details.CopyTo(payload, 4 + name.Length);
-            await ReplyAsync(option, NbdOptionReplyType.Server, payload, ct).ConfigureAwait(false);
+            Reply(option, NbdOptionReplyType.Server, payload);
         }
-        await ReplyAsync(option, NbdOptionReplyType.Ack, [], ct).ConfigureAwait(false);
+        Reply(option, NbdOptionReplyType.Ack, []);
     }
 
     /// <summary>NBD_OPT_INFO and NBD_OPT_GO. True when the export was found and described.</summary>
-    private async Task<bool> InfoAsync(uint option, byte[] data, CancellationToken ct)
+    private bool Info(uint option, byte[] data)
     {
         if (data.Length < 6)
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid, "option data too short", ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrInvalid, "option data too short");
             return false;
         }
         var nameLength = BinaryPrimitives.ReadUInt32BigEndian(data);
         if (nameLength > data.Length - 6)
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid, "export name runs past the option data", ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrInvalid, "export name runs past the option data");
             return false;
         }
         var name = Encoding.UTF8.GetString(data, 4, (int)nameLength);
         var requestCount = BinaryPrimitives.ReadUInt16BigEndian(data.AsSpan(4 + (int)nameLength));
         if (6 + nameLength + 2L * requestCount != data.Length)
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid, "information request list does not match the option length", ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrInvalid, "information request list does not match the option length");
             return false;
         }
         var wanted = new HashSet<NbdInfoType>();
@@ -205,7 +232,7 @@ internal sealed partial class NbdConnection
         var export = _server.FindExport(name);
         if (export is null)
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrUnknown, $"export '{name}' not found", ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrUnknown, $"export '{name}' not found");
             return false;
         }
 
@@ -214,14 +241,14 @@ internal sealed partial class NbdConnection
         BinaryPrimitives.WriteUInt16BigEndian(info, (ushort)NbdInfoType.Export);
         BinaryPrimitives.WriteUInt64BigEndian(info.AsSpan(2), (ulong)export.Slot.Size);
         BinaryPrimitives.WriteUInt16BigEndian(info.AsSpan(10), (ushort)flags);
-        await ReplyAsync(option, NbdOptionReplyType.Info, info, ct).ConfigureAwait(false);
+        Reply(option, NbdOptionReplyType.Info, info);
         if (wanted.Contains(NbdInfoType.Name))
         {
-            await ReplyAsync(option, NbdOptionReplyType.Info, InfoString(NbdInfoType.Name, export.Name), ct).ConfigureAwait(false);
+            Reply(option, NbdOptionReplyType.Info, InfoString(NbdInfoType.Name, export.Name));
         }
         if (wanted.Contains(NbdInfoType.Description) && export.Description is { } description)
         {
-            await ReplyAsync(option, NbdOptionReplyType.Info, InfoString(NbdInfoType.Description, description), ct).ConfigureAwait(false);
+            Reply(option, NbdOptionReplyType.Info, InfoString(NbdInfoType.Description, description));
         }
         if (wanted.Contains(NbdInfoType.BlockSize) || option == (uint)NbdOption.Info)
         {
@@ -231,9 +258,9 @@ internal sealed partial class NbdConnection
             BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(2), (uint)caps.MinBlockSize);
             BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(6), (uint)Math.Max(caps.PreferredBlockSize, Math.Max(caps.MinBlockSize, 512)));
             BinaryPrimitives.WriteUInt32BigEndian(sizes.AsSpan(10), (uint)caps.MaxBlockSize);
-            await ReplyAsync(option, NbdOptionReplyType.Info, sizes, ct).ConfigureAwait(false);
+            Reply(option, NbdOptionReplyType.Info, sizes);
         }
-        await ReplyAsync(option, NbdOptionReplyType.Ack, [], ct).ConfigureAwait(false);
+        Reply(option, NbdOptionReplyType.Ack, []);
         if (option == (uint)NbdOption.Go)
         {
             Choose(export);
@@ -250,30 +277,30 @@ internal sealed partial class NbdConnection
         return payload;
     }
 
-    private async Task MetaContextAsync(uint option, byte[] data, CancellationToken ct)
+    private void MetaContext(uint option, byte[] data)
     {
         var listing = option == (uint)NbdOption.ListMetaContext;
         if (!_structured)
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid, "structured replies must be negotiated first", ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrInvalid, "structured replies must be negotiated first");
             return;
         }
         if (!TryParseMetaRequest(data, out var exportName, out var queries, out var problem))
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid, problem, ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrInvalid, problem);
             return;
         }
         var export = _server.FindExport(exportName);
         if (export is null)
         {
-            await ReplyErrorAsync(option, NbdOptionReplyType.ErrUnknown, $"export '{exportName}' not found", ct).ConfigureAwait(false);
+            ReplyError(option, NbdOptionReplyType.ErrUnknown, $"export '{exportName}' not found");
             return;
         }
         foreach (var query in queries)
         {
             if (!MetaContextCatalog.IsValidQuery(query))
             {
-                await ReplyErrorAsync(option, NbdOptionReplyType.ErrInvalid, $"query '{query}' has no namespace", ct).ConfigureAwait(false);
+                ReplyError(option, NbdOptionReplyType.ErrInvalid, $"query '{query}' has no namespace");
                 return;
             }
         }
@@ -312,9 +339,9 @@ internal sealed partial class NbdConnection
             var payload = new byte[4 + name.Length];
             BinaryPrimitives.WriteUInt32BigEndian(payload, id);
             name.CopyTo(payload, 4);
-            await ReplyAsync(option, NbdOptionReplyType.MetaContext, payload, ct).ConfigureAwait(false);
+            Reply(option, NbdOptionReplyType.MetaContext, payload);
         }
-        await ReplyAsync(option, NbdOptionReplyType.Ack, [], ct).ConfigureAwait(false);
+        Reply(option, NbdOptionReplyType.Ack, []);
     }
 
     private static bool TryParseMetaRequest(byte[] data, out string exportName, out List<string> queries, out string problem)
@@ -400,23 +427,16 @@ internal sealed partial class NbdConnection
         return flags;
     }
 
-    private Task ReplyErrorAsync(uint option, NbdOptionReplyType type, string message, CancellationToken ct) =>
-        ReplyAsync(option, type, Encoding.UTF8.GetBytes(message), ct);
+    private void ReplyError(uint option, NbdOptionReplyType type, string message) =>
+        Reply(option, type, Encoding.UTF8.GetBytes(message));
 
-    private async Task ReplyAsync(uint option, NbdOptionReplyType type, byte[] payload, CancellationToken ct)
+    private void Reply(uint option, NbdOptionReplyType type, byte[] payload)
     {
         var reply = new byte[NbdMagic.OptionReplyHeaderSize + payload.Length];
         NbdWire.WriteOptionReplyHeader(reply, option, type, (uint)payload.Length);
         payload.CopyTo(reply, NbdMagic.OptionReplyHeaderSize);
-        await SendRawAsync(reply, ct).ConfigureAwait(false);
+        SendRaw(reply);
     }
 
-    private async Task SendRawAsync(ReadOnlyMemory<byte> bytes, CancellationToken ct)
-    {
-        while (!bytes.IsEmpty)
-        {
-            var n = await _socket.SendAsync(bytes, SocketFlags.None, ct).ConfigureAwait(false);
-            bytes = bytes[n..];
-        }
-    }
+    private void SendRaw(ReadOnlySpan<byte> bytes) => SendAll(bytes);
 }

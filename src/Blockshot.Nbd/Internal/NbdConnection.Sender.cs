@@ -1,26 +1,72 @@
+using System.Collections.Concurrent;
 using System.Net.Sockets;
 
 namespace Blockshot.Nbd.Internal;
 
-/// <summary>The sender: one loop that writes replies as lanes finish, coalescing small ones.</summary>
+/// <summary>
+/// Replies: written with blocking sends by whichever thread holds the send turn, coalescing small ones.
+/// A request the reader served inline owes its reply until the reader is about to wait (for the client
+/// or for a lane), and the reader then sends everything owed in one go: a busy connection costs no
+/// wake-ups at all. A reply finished on any other thread wakes the connection's sender thread, so a
+/// client slow to read holds that thread and never a shared one.
+/// </summary>
 internal sealed partial class NbdConnection
 {
     private const int CoalesceSize = 64 << 10;
     private const int MaxBatch = 64;
 
+    // Replies waiting to be written, and the send turn: 1 while a thread is writing.
+    private readonly ConcurrentQueue<Lane> _replies = new();
+    private int _sending;
+    private readonly byte[] _coalesce = GC.AllocateUninitializedArray<byte>(CoalesceSize, pinned: true);
+    private readonly List<Lane> _batch = new(MaxBatch);
+
+    // The sender thread sleeps on _senderWake; _senderScheduled is 1 while a wake is pending.
+    private readonly SemaphoreSlim _senderWake = new(0);
+    private int _senderScheduled;
+    private volatile bool _senderStopping;
+    private Thread? _senderThread;
+
+    // Set by the reader when a request it served inline queued a reply; cleared when it flushes.
+    private bool _readerOwes;
+    private volatile bool _broken;
+
     /// <summary>Queues a lane's reply; completes when it is written (false if the connection broke).</summary>
     public ValueTask<bool> SendAsync(Lane lane)
     {
         _replies.Enqueue(lane);
-        WakeSender();
+        if (Environment.CurrentManagedThreadId == _readerThreadId)
+        {
+            _readerOwes = true;
+        }
+        else
+        {
+            WakeSender();
+        }
         return lane.Sent.WaitAsync();
+    }
+
+    /// <summary>On the reader's thread: writes the replies it owes before it waits for anything.</summary>
+    private void FlushOwedReplies()
+    {
+        if (_readerOwes)
+        {
+            _readerOwes = false;
+            DrainReplies();
+        }
+    }
+
+    private void StartSender()
+    {
+        _senderThread = new Thread(SendLoop) { IsBackground = true, Name = $"nbd-send-{Id}" };
+        _senderThread.Start();
     }
 
     private void WakeSender()
     {
         if (Interlocked.Exchange(ref _senderScheduled, 1) == 0)
         {
-            _senderWake.Set(true);
+            _senderWake.Release();
         }
     }
 
@@ -28,41 +74,17 @@ internal sealed partial class NbdConnection
     {
         _senderStopping = true;
         WakeSender();
+        _senderThread?.Join();
     }
 
-    private async Task SendLoopAsync()
+    private void SendLoop()
     {
-        var coalesce = GC.AllocateUninitializedArray<byte>(CoalesceSize, pinned: true);
-        var batch = new List<Lane>(MaxBatch);
         while (true)
         {
-            await _senderWake.WaitAsync().ConfigureAwait(false);
-            while (true)
-            {
-                while (batch.Count < MaxBatch && _replies.TryDequeue(out var lane))
-                {
-                    batch.Add(lane);
-                }
-                if (batch.Count == 0)
-                {
-                    // A full fence, not a release write: the emptiness check below must not be read before
-                    // this store is visible, or a producer that saw the flag still set would not wake us,
-                    // and its reply would wait forever.
-                    Interlocked.Exchange(ref _senderScheduled, 0);
-                    if (!_replies.IsEmpty && Interlocked.Exchange(ref _senderScheduled, 1) == 0)
-                    {
-                        continue;
-                    }
-                    break;
-                }
-                await WriteBatchAsync(batch, coalesce).ConfigureAwait(false);
-                var ok = !_broken;
-                foreach (var lane in batch)
-                {
-                    lane.Sent.Set(ok);
-                }
-                batch.Clear();
-            }
+            _senderWake.Wait();
+            // A full fence before looking at the queue: a reply queued after this point wakes us again.
+            Interlocked.Exchange(ref _senderScheduled, 0);
+            DrainReplies();
             if (_senderStopping && _replies.IsEmpty)
             {
                 return;
@@ -70,50 +92,96 @@ internal sealed partial class NbdConnection
         }
     }
 
-    private async ValueTask WriteBatchAsync(List<Lane> batch, byte[] coalesce)
+    /// <summary>
+    /// Writes queued replies until none is left, unless another thread holds the send turn: that thread
+    /// looks at the queue again after giving the turn back, so nothing queued is left behind.
+    /// </summary>
+    private void DrainReplies()
+    {
+        while (!_replies.IsEmpty && Interlocked.CompareExchange(ref _sending, 1, 0) == 0)
+        {
+            try
+            {
+                while (true)
+                {
+                    while (_batch.Count < MaxBatch && _replies.TryDequeue(out var lane))
+                    {
+                        _batch.Add(lane);
+                    }
+                    if (_batch.Count == 0)
+                    {
+                        break;
+                    }
+                    WriteBatch();
+                    var ok = !_broken;
+                    foreach (var lane in _batch)
+                    {
+                        lane.Sent.Set(ok);
+                    }
+                    _batch.Clear();
+                }
+            }
+            finally
+            {
+                // A full fence: the emptiness check above must not be read before the turn is given back.
+                Interlocked.Exchange(ref _sending, 0);
+            }
+        }
+    }
+
+    private void WriteBatch()
     {
         var used = 0;
-        foreach (var lane in batch)
+        foreach (var lane in _batch)
         {
             for (var i = 0; i < lane.SegmentCount; i++)
             {
-                var bytes = lane.Bytes(lane.Segments[i]);
-                var copy = bytes.Length <= coalesce.Length / 2;
+                var bytes = lane.Bytes(lane.Segments[i]).Span;
+                var copy = bytes.Length <= _coalesce.Length / 2;
                 // Whatever is gathered goes first: a segment sent on its own must not overtake it.
-                if (used > 0 && (!copy || bytes.Length > coalesce.Length - used))
+                if (used > 0 && (!copy || bytes.Length > _coalesce.Length - used))
                 {
-                    await SendAllAsync(coalesce.AsMemory(0, used)).ConfigureAwait(false);
+                    SendOrBreak(_coalesce.AsSpan(0, used));
                     used = 0;
                 }
                 if (copy)
                 {
-                    bytes.Span.CopyTo(coalesce.AsSpan(used));
+                    bytes.CopyTo(_coalesce.AsSpan(used));
                     used += bytes.Length;
                 }
                 else
                 {
-                    await SendAllAsync(bytes).ConfigureAwait(false);
+                    SendOrBreak(bytes);
                 }
             }
         }
-        await SendAllAsync(coalesce.AsMemory(0, used)).ConfigureAwait(false);
+        SendOrBreak(_coalesce.AsSpan(0, used));
     }
 
-    private async ValueTask SendAllAsync(ReadOnlyMemory<byte> bytes)
+    private void SendOrBreak(ReadOnlySpan<byte> bytes)
     {
+        if (_broken || bytes.IsEmpty)
+        {
+            return;
+        }
         try
         {
-            while (!bytes.IsEmpty && !_broken)
-            {
-                var n = await _socket.SendAsync(bytes, SocketFlags.None).ConfigureAwait(false);
-                bytes = bytes[n..];
-            }
+            SendAll(bytes);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
             // The client is gone: later replies are dropped, and the reader will see the end.
             _broken = true;
             RequestStop();
+        }
+    }
+
+    /// <summary>A blocking send of every byte.</summary>
+    private void SendAll(ReadOnlySpan<byte> bytes)
+    {
+        while (!bytes.IsEmpty)
+        {
+            bytes = bytes[_socket.Send(bytes, SocketFlags.None)..];
         }
     }
 }

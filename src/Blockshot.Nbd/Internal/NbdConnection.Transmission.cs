@@ -5,14 +5,18 @@ namespace Blockshot.Nbd.Internal;
 /// <summary>The reader: parses requests, checks them against what was negotiated, hands them to lanes.</summary>
 internal sealed partial class NbdConnection
 {
-    /// <summary>Reads requests until the client disconnects; returns why it stopped.</summary>
-    private async Task<string> ReadLoopAsync()
+    /// <summary>
+    /// Reads requests until the client disconnects; returns why it stopped. Runs on the connection's
+    /// thread: a request whose work completes at once is served inline, and its reply goes out with
+    /// the others owed before the next receive.
+    /// </summary>
+    private string ReadLoop()
     {
         var export = Export!;
         var maxLength = (uint)export.Slot.Capabilities.MaxBlockSize;
         while (true)
         {
-            if (!await _reader.FillAsync(NbdMagic.RequestSize).ConfigureAwait(false))
+            if (!_reader.Fill(NbdMagic.RequestSize))
             {
                 return "client closed the connection";
             }
@@ -30,7 +34,7 @@ internal sealed partial class NbdConnection
             var (error, message) = Check(request, export, maxLength);
             // A refused request holds no payload buffer, so it spends none of the budget.
             var payload = error == 0 && request.Command is (NbdCommand.Read or NbdCommand.Write) ? request.Length : 0;
-            var lane = await AcquireLaneAsync(payload).ConfigureAwait(false);
+            var lane = AcquireLane(payload);
             try
             {
                 lane.Request = request;
@@ -41,13 +45,13 @@ internal sealed partial class NbdConnection
                     if (error != 0)
                     {
                         // Stay in sync: the payload is read and dropped.
-                        await _reader.SkipAsync(request.Length).ConfigureAwait(false);
+                        _reader.Skip(request.Length);
                     }
                     else if (request.Length > 0)
                     {
                         var buffer = _pool.Rent((int)request.Length);
                         lane.Buffer = buffer;
-                        await _reader.ReadExactAsync(buffer.Memory).ConfigureAwait(false);
+                        _reader.ReadExact(buffer.Memory.Span);
                     }
                 }
             }

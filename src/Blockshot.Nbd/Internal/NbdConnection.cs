@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Blockshot.Core.Buffers;
 using Microsoft.Extensions.Logging;
@@ -6,9 +5,10 @@ using Microsoft.Extensions.Logging;
 namespace Blockshot.Nbd.Internal;
 
 /// <summary>
-/// One client connection: the handshake, then a reader that parses requests and hands each to a
-/// lane, lanes that run requests concurrently, and one sender that writes replies in the order they
-/// finish (coalescing small ones). Partial files split it by concern.
+/// One client connection, on a thread of its own: the handshake, then a reader that parses requests
+/// and hands each to a lane, lanes that run requests concurrently, and replies written in the order
+/// they finish (coalescing small ones). Socket I/O is blocking, so the kernel wakes the thread that
+/// waits instead of an event loop that passes the work on. Partial files split it by concern.
 /// </summary>
 internal sealed partial class NbdConnection
 {
@@ -26,19 +26,13 @@ internal sealed partial class NbdConnection
     private int _laneCount;
     private long _bytesInFlight;
     private bool _readerWaiting;
-    private readonly ReusableSignal _laneFreed = new(runContinuationsAsynchronously: true);
+    private readonly SemaphoreSlim _laneFreed = new(0);
+    private int _readerThreadId;
 
     // Requests handed to lanes and not yet returned; _readerDone is set once the reader stops.
     private int _active;
     private volatile bool _readerDone;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-    // Replies waiting for the sender.
-    private readonly ConcurrentQueue<Lane> _replies = new();
-    private int _senderScheduled;
-    private readonly ReusableSignal _senderWake = new(runContinuationsAsynchronously: true);
-    private volatile bool _broken;
-    private volatile bool _senderStopping;
 
     public NbdConnection(NbdServer server, Socket socket, long id, string remote, NbdServerOptions options, ILogger logger)
     {
@@ -52,6 +46,20 @@ internal sealed partial class NbdConnection
         _reader = new SocketReader(socket);
     }
 
+    /// <summary>Starts the connection's thread; the task completes when the connection has ended.</summary>
+    public Task Start()
+    {
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            Run();
+            ended.SetResult();
+        })
+        { IsBackground = true, Name = $"nbd-conn-{Id}" };
+        thread.Start();
+        return ended.Task;
+    }
+
     public long Id { get; }
 
     /// <summary>The socket's send buffer as the kernel reports it (doubled for its bookkeeping).</summary>
@@ -62,21 +70,26 @@ internal sealed partial class NbdConnection
     /// <summary>The export chosen in the handshake, once chosen.</summary>
     public NbdExport? Export { get; private set; }
 
-    /// <summary>Runs the connection to its end; never throws.</summary>
-    public async Task RunAsync()
+    /// <summary>Runs the connection to its end on the calling thread; never throws.</summary>
+    private void Run()
     {
+        // This thread serves every request of the connection in turn: it must not wait for the disk.
+        Core.Threading.BlockingPolicy.ForbidBlockingOnThisThread();
+        _readerThreadId = Environment.CurrentManagedThreadId;
         var reason = "client disconnected";
-        Task? sender = null;
+        var transmitting = false;
         try
         {
-            if (!await HandshakeAsync().ConfigureAwait(false))
+            if (!Handshake())
             {
                 reason = "handshake ended";
                 return;
             }
             _server.OnAttached(this);
-            sender = SendLoopAsync();
-            reason = await ReadLoopAsync().ConfigureAwait(false);
+            transmitting = true;
+            StartSender();
+            _reader.BeforeReceive = FlushOwedReplies;
+            reason = ReadLoop();
         }
         catch (Exception e) when (e is SocketException or EndOfStreamException or IOException or OperationCanceledException or ObjectDisposedException)
         {
@@ -84,22 +97,15 @@ internal sealed partial class NbdConnection
         }
         finally
         {
-            if (sender is not null)
+            if (transmitting)
             {
                 // Requests already read finish and are answered (if the socket still works).
-                await DrainAsync().ConfigureAwait(false);
+                FlushOwedReplies();
+                Drain();
                 StopSender();
-                await sender.ConfigureAwait(false);
             }
-            await StopLanesAsync().ConfigureAwait(false);
-            try
-            {
-                _socket.Shutdown(SocketShutdown.Both);
-            }
-            catch (SocketException)
-            {
-                // Already gone: nothing to flush.
-            }
+            StopLanesAsync().GetAwaiter().GetResult();
+            ShutdownQuietly(SocketShutdown.Both);
             _socket.Dispose();
             NbdLog.Closed(_logger, Id, reason);
             _server.OnClosed(this);
@@ -107,11 +113,13 @@ internal sealed partial class NbdConnection
     }
 
     /// <summary>Stops reading new requests; those in flight finish and are answered.</summary>
-    public void RequestStop()
+    public void RequestStop() => ShutdownQuietly(SocketShutdown.Receive);
+
+    private void ShutdownQuietly(SocketShutdown how)
     {
         try
         {
-            _socket.Shutdown(SocketShutdown.Receive);
+            _socket.Shutdown(how);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -123,7 +131,7 @@ internal sealed partial class NbdConnection
     /// Takes a free lane for a request carrying or asking for <paramref name="payloadBytes"/>, making
     /// one if under the limit; waits while no lane is free or the payload budget is spent.
     /// </summary>
-    private async ValueTask<Lane> AcquireLaneAsync(long payloadBytes)
+    private Lane AcquireLane(long payloadBytes)
     {
         while (true)
         {
@@ -149,7 +157,9 @@ internal sealed partial class NbdConnection
                 }
                 _readerWaiting = true;
             }
-            await _laneFreed.WaitAsync().ConfigureAwait(false);
+            // Replies owed hold lanes: they go out before the wait, or it would never end.
+            FlushOwedReplies();
+            _laneFreed.Wait();
         }
     }
 
@@ -170,7 +180,7 @@ internal sealed partial class NbdConnection
         }
         if (wake)
         {
-            _laneFreed.Set(true);
+            _laneFreed.Release();
         }
         if (Interlocked.Decrement(ref _active) == 0 && _readerDone)
         {
@@ -200,14 +210,14 @@ internal sealed partial class NbdConnection
         lane.Work.Set(true);
     }
 
-    private Task DrainAsync()
+    private void Drain()
     {
         _readerDone = true;
         if (Volatile.Read(ref _active) == 0)
         {
             _drained.TrySetResult();
         }
-        return _drained.Task;
+        _drained.Task.Wait();
     }
 
     private async Task StopLanesAsync()

@@ -3,8 +3,10 @@ using System.Net.Sockets;
 namespace Blockshot.Nbd.Internal;
 
 /// <summary>
-/// Buffered reads from a socket: small headers are parsed from the buffer, large payloads are
-/// received straight into the caller's memory. One reader per connection; not thread-safe.
+/// Buffered blocking reads from a socket, for the connection's own thread: small headers are parsed
+/// from the buffer, large payloads are received straight into the caller's memory. Before each receive
+/// (which may wait for the client) it runs <see cref="BeforeReceive"/>, so work owed to the client goes
+/// out first. One reader per connection; not thread-safe.
 /// </summary>
 internal sealed class SocketReader(Socket socket, int bufferSize = 128 << 10)
 {
@@ -15,11 +17,14 @@ internal sealed class SocketReader(Socket socket, int bufferSize = 128 << 10)
     /// <summary>Bytes buffered and not yet consumed.</summary>
     public int Buffered => _end - _start;
 
+    /// <summary>Runs before every receive; the connection flushes the replies its reader owes.</summary>
+    public Action? BeforeReceive { get; set; }
+
     /// <summary>
     /// Makes at least <paramref name="count"/> bytes available. Returns false on a clean end of stream
     /// (nothing buffered); throws <see cref="EndOfStreamException"/> if the stream ends part way.
     /// </summary>
-    public async ValueTask<bool> FillAsync(int count, CancellationToken cancellationToken = default)
+    public bool Fill(int count)
     {
         if (_end - _start >= count)
         {
@@ -33,7 +38,7 @@ internal sealed class SocketReader(Socket socket, int bufferSize = 128 << 10)
         }
         while (_end < count)
         {
-            var n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            var n = Receive(_buffer.AsSpan(_end));
             if (n == 0)
             {
                 if (_end == 0)
@@ -47,22 +52,22 @@ internal sealed class SocketReader(Socket socket, int bufferSize = 128 << 10)
         return true;
     }
 
-    /// <summary>The next <paramref name="count"/> buffered bytes (after <see cref="FillAsync"/>).</summary>
+    /// <summary>The next <paramref name="count"/> buffered bytes (after <see cref="Fill"/>).</summary>
     public ReadOnlySpan<byte> Peek(int count) => _buffer.AsSpan(_start, count);
 
     /// <summary>Consumes <paramref name="count"/> buffered bytes.</summary>
     public void Consume(int count) => _start += count;
 
     /// <summary>Reads exactly <paramref name="destination"/>.Length bytes.</summary>
-    public async ValueTask ReadExactAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
+    public void ReadExact(Span<byte> destination)
     {
         var fromBuffer = Math.Min(destination.Length, _end - _start);
-        _buffer.AsSpan(_start, fromBuffer).CopyTo(destination.Span);
+        _buffer.AsSpan(_start, fromBuffer).CopyTo(destination);
         _start += fromBuffer;
         destination = destination[fromBuffer..];
         while (!destination.IsEmpty)
         {
-            var n = await socket.ReceiveAsync(destination, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            var n = Receive(destination);
             if (n == 0)
             {
                 throw new EndOfStreamException($"peer closed the connection {destination.Length} byte(s) short of a payload");
@@ -72,14 +77,14 @@ internal sealed class SocketReader(Socket socket, int bufferSize = 128 << 10)
     }
 
     /// <summary>Reads and discards <paramref name="count"/> bytes.</summary>
-    public async ValueTask SkipAsync(long count, CancellationToken cancellationToken = default)
+    public void Skip(long count)
     {
         while (count > 0)
         {
             if (_end == _start)
             {
                 _start = _end = 0;
-                var n = await socket.ReceiveAsync(_buffer.AsMemory(), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                var n = Receive(_buffer);
                 if (n == 0)
                 {
                     throw new EndOfStreamException($"peer closed the connection {count} byte(s) short of a payload");
@@ -90,5 +95,11 @@ internal sealed class SocketReader(Socket socket, int bufferSize = 128 << 10)
             _start += take;
             count -= take;
         }
+    }
+
+    private int Receive(Span<byte> into)
+    {
+        BeforeReceive?.Invoke();
+        return socket.Receive(into, SocketFlags.None);
     }
 }
