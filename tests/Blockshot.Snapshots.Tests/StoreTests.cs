@@ -49,6 +49,27 @@ public class StoreTests
     }
 
     [Fact]
+    public async Task A_backing_store_behind_a_ram_tier_grows_the_rams_worth_ahead_in_the_background()
+    {
+        // Steps of 4 chunks and a RAM tier of 16: one allocation sets the backing store growing, step after
+        // step, until 16 chunks are free, so writers that fit in the RAM never wait for the medium to grow.
+        var backing = new NodeDiffStore(new MemoryNode(0), 65536, new DiffStoreOptions { InitialBytes = 4 * 65536, GrowStepBytes = 4 * 65536 });
+        await using var tiered = new TieredDiffStore(backing, 16 * 65536);
+        Assert.Equal(16 * 65536, backing.KeepAheadBytes);
+        Assert.Equal(0, await tiered.AllocateAsync());
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (backing.CapacityBytes < 17 * 65536 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Assert.Equal(20 * 65536, backing.CapacityBytes);
+        await using var plain = new NodeDiffStore(new MemoryNode(0), 65536, new DiffStoreOptions { InitialBytes = 4 * 65536, GrowStepBytes = 4 * 65536 });
+        Assert.Equal(0, await plain.AllocateAsync());
+        await Task.Delay(100);
+        Assert.Equal(4 * 65536, plain.CapacityBytes); // 3 free of a 4-chunk step: not low
+    }
+
+    [Fact]
     public async Task A_store_that_cannot_grow_is_full_and_the_snapshot_breaks_with_the_reason_while_the_write_goes_on()
     {
         var store = new NodeDiffStore(new FailingResizeNode(new MemoryNode(0)), 65536, new DiffStoreOptions());

@@ -20,6 +20,9 @@ public abstract class DiffStore : IAsyncDisposable
     private Task _growAhead = Task.CompletedTask;
     private bool _growAheadFailed;
 
+    // Free space kept grown ahead of the writers; -1: half a growth step.
+    private long _keepAheadBytes = -1;
+
     /// <summary>Sets up slot bookkeeping for <paramref name="chunkSize"/>-byte chunks.</summary>
     protected DiffStore(int chunkSize, DiffStoreOptions options)
     {
@@ -57,6 +60,21 @@ public abstract class DiffStore : IAsyncDisposable
 
     /// <summary>Why the store last failed to grow, if it did; the full store's error messages quote it.</summary>
     public string? GrowFailure { get; private set; }
+
+    /// <summary>
+    /// Free space the store grows ahead of its writers, in the background: half a growth step unless a
+    /// store in front of this one asks for more (a RAM tier asks for its own size, so that while the RAM
+    /// has room no writer waits for this medium to grow).
+    /// </summary>
+    public long KeepAheadBytes
+    {
+        get
+        {
+            var bytes = Volatile.Read(ref _keepAheadBytes);
+            return bytes < 0 ? Options.GrowStepBytes / 2 : bytes;
+        }
+        set => Volatile.Write(ref _keepAheadBytes, Math.Max(0, value));
+    }
 
     /// <summary>Bytes the store can hold before it must grow.</summary>
     public virtual long CapacityBytes => Volatile.Read(ref _capacitySlots) * ChunkSize;
@@ -121,11 +139,8 @@ public abstract class DiffStore : IAsyncDisposable
         await _growing.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (TryTake(out slot, out _))
-            {
-                return slot;
-            }
-            if (await GrowStepAsync().ConfigureAwait(false) && TryTake(out slot, out _))
+            if (TryTake(out slot, out runningLow)
+                || (await GrowStepAsync().ConfigureAwait(false) && TryTake(out slot, out runningLow)))
             {
                 return slot;
             }
@@ -139,6 +154,11 @@ public abstract class DiffStore : IAsyncDisposable
         finally
         {
             _growing.Release();
+            if (slot >= 0 && runningLow)
+            {
+                // One step may leave less free than the store keeps ahead (a RAM tier's worth): go on behind.
+                StartGrowingAhead();
+            }
         }
         OnFull();
         return -1;
@@ -172,18 +192,30 @@ public abstract class DiffStore : IAsyncDisposable
         }
     }
 
+    // Grows step by step until the store is no longer low. Between steps it gives the grow turn back: a
+    // writer that found no free slot and waits for the turn takes it, and grows in the foreground itself.
     private async Task GrowAheadAsync()
     {
+        var holding = true;
         try
         {
-            bool runningLow;
-            lock (_sync)
+            while (true)
             {
-                runningLow = RunningLow();
-            }
-            if (runningLow)
-            {
-                await GrowStepAsync().ConfigureAwait(false);
+                bool runningLow;
+                lock (_sync)
+                {
+                    runningLow = RunningLow();
+                }
+                if (!runningLow || !await GrowStepAsync().ConfigureAwait(false))
+                {
+                    break;
+                }
+                _growing.Release();
+                holding = _growing.Wait(0);
+                if (!holding)
+                {
+                    break;
+                }
             }
         }
         catch (IOException)
@@ -193,14 +225,17 @@ public abstract class DiffStore : IAsyncDisposable
         }
         finally
         {
-            _growing.Release();
+            if (holding)
+            {
+                _growing.Release();
+            }
         }
     }
 
-    // Caller holds _sync. Less than half a growth step is left, and the store may still grow.
+    // Caller holds _sync. Less than the keep-ahead space is free, and the store may still grow.
     private bool RunningLow() =>
         !Volatile.Read(ref _growAheadFailed)
-        && (_capacitySlots - _next + _free.Count) * ChunkSize < Options.GrowStepBytes / 2
+        && (_capacitySlots - _next + _free.Count) * ChunkSize < KeepAheadBytes
         && (_capacitySlots + 1) * ChunkSize <= LimitBytes;
 
     /// <summary>

@@ -7,7 +7,8 @@ namespace Blockshot.Snapshots.Storage;
 /// A RAM tier in front of another store. A chunk written here lands in memory and the writer goes on
 /// at once; a background flusher moves chunks down to the backing store and frees the memory. Only
 /// when the RAM tier is full do writers wait for the backing store. Slots are the backing store's
-/// (allocated there at once), so capacity and limits are the backing store's.
+/// (allocated there at once), so capacity and limits are the backing store's; it keeps the RAM's size
+/// grown ahead in the background.
 /// </summary>
 public sealed class TieredDiffStore : DiffStore
 {
@@ -38,6 +39,9 @@ public sealed class TieredDiffStore : DiffStore
         _backing = backing;
         _pool = pool ?? BufferPool.Shared;
         _maxRamChunks = (int)Math.Clamp(ramBytes / backing.ChunkSize, 1, int.MaxValue);
+        // Slots come from the backing store at once: it keeps the RAM's worth grown ahead, so a slow
+        // medium's growth does not reach the writers while the RAM has room.
+        backing.KeepAheadBytes = Math.Max(backing.KeepAheadBytes, (long)_maxRamChunks * backing.ChunkSize);
         _idle.SetResult();
         _backing.LowSpace += (_, _) => OnLowSpace();
         _backing.Full += (_, _) => OnFull();
