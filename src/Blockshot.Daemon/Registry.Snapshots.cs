@@ -259,6 +259,8 @@ internal sealed partial class Registry
         var store = storage.Open(chunk, request.Sizing, created);
         try
         {
+            // The first step is grown now, under the control lock only: the first copies do not wait for it.
+            await store.PrepareAsync().ConfigureAwait(false);
             CbwFilter filter;
             if (log is not null)
             {

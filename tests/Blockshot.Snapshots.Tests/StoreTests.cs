@@ -49,6 +49,28 @@ public class StoreTests
     }
 
     [Fact]
+    public async Task Preparing_a_store_grows_its_first_step_before_any_writer_asks_and_a_tiered_one_grows_on()
+    {
+        var options = new DiffStoreOptions { InitialBytes = 4 * 65536, GrowStepBytes = 4 * 65536 };
+        await using var plain = new NodeDiffStore(new MemoryNode(0), 65536, options);
+        await plain.PrepareAsync();
+        Assert.Equal(4 * 65536, plain.CapacityBytes);
+        Assert.Equal(0, plain.UsedBytes);
+
+        var backing = new NodeDiffStore(new MemoryNode(0), 65536, options);
+        await using var tiered = new TieredDiffStore(backing, 8 * 65536);
+        await tiered.PrepareAsync();
+        Assert.True(backing.CapacityBytes >= 4 * 65536);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (backing.CapacityBytes < 8 * 65536 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Assert.Equal(8 * 65536, backing.CapacityBytes);
+        Assert.Equal(0, await tiered.AllocateAsync());
+    }
+
+    [Fact]
     public async Task A_backing_store_behind_a_ram_tier_grows_the_rams_worth_ahead_in_the_background()
     {
         // Steps of 4 chunks and a RAM tier of 16: one allocation sets the backing store growing, step after

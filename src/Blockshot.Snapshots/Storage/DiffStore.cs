@@ -165,6 +165,36 @@ public abstract class DiffStore : IAsyncDisposable
     }
 
     /// <summary>Adds one growth step (the initial size first), up to the limit; false at the limit. Caller holds <see cref="_growing"/>.</summary>
+    /// <summary>
+    /// Grows an empty store to its initial size now, before any writer needs a slot (at the take: the
+    /// first copies then do not wait for the medium), and starts growing ahead in the background if the
+    /// store keeps more free than that. Throws <see cref="IOException"/> if the medium will not grow.
+    /// </summary>
+    public virtual async ValueTask PrepareAsync()
+    {
+        bool runningLow;
+        await _growing.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (CapacityBytes == 0)
+            {
+                await GrowStepAsync().ConfigureAwait(false);
+            }
+            lock (_sync)
+            {
+                runningLow = RunningLow();
+            }
+        }
+        finally
+        {
+            _growing.Release();
+        }
+        if (runningLow)
+        {
+            StartGrowingAhead();
+        }
+    }
+
     private async ValueTask<bool> GrowStepAsync()
     {
         var current = CapacityBytes;

@@ -57,6 +57,9 @@ public sealed class MultiDiffStore : DiffStore
     }
 
     /// <inheritdoc/>
+    public override ValueTask PrepareAsync() => _stores[0].PrepareAsync();
+
+    /// <inheritdoc/>
     public override async ValueTask RestoreAsync(IReadOnlySet<long> used)
     {
         for (var i = 0; i < _stores.Length; i++)

@@ -76,6 +76,9 @@ public sealed class TieredDiffStore : DiffStore
     public override ValueTask<long> AllocateAsync() => _backing.AllocateAsync();
 
     /// <inheritdoc/>
+    public override ValueTask PrepareAsync() => _backing.PrepareAsync();
+
+    /// <inheritdoc/>
     public override async ValueTask FreeAsync(long slot)
     {
         Task? flushing = null;
