@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Blockshot.Core;
+using Blockshot.Core.Buffers;
 using Blockshot.Drivers;
 using Blockshot.Snapshots.Storage;
 
@@ -57,9 +58,12 @@ public class StoreTests
         Assert.Equal(4 * 65536, plain.CapacityBytes);
         Assert.Equal(0, plain.UsedBytes);
 
+        // The RAM tier is taken and touched at once, and recycled: copies never rent fresh memory.
+        using var pool = new BufferPool();
         var backing = new NodeDiffStore(new MemoryNode(0), 65536, options);
-        await using var tiered = new TieredDiffStore(backing, 8 * 65536);
+        var tiered = new TieredDiffStore(backing, 8 * 65536, pool);
         await tiered.PrepareAsync();
+        Assert.InRange(pool.Outstanding, 8, 9); // and the flusher's scratch chunk, once it starts
         Assert.True(backing.CapacityBytes >= 4 * 65536);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (backing.CapacityBytes < 8 * 65536 && DateTime.UtcNow < deadline)
@@ -67,7 +71,21 @@ public class StoreTests
             await Task.Delay(10);
         }
         Assert.Equal(8 * 65536, backing.CapacityBytes);
-        Assert.Equal(0, await tiered.AllocateAsync());
+        for (var round = 0; round < 2; round++)
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                var slot = await tiered.AllocateAsync();
+                await tiered.WriteAsync(slot, 0, Patterns.Make(65536, slot * 65536L, round));
+            }
+            await tiered.FlushAsync();
+            Assert.Equal(8 + 1, pool.Outstanding);
+        }
+        var back = new byte[65536];
+        await tiered.ReadAsync(9, 0, back);
+        Assert.Equal(-1, Patterns.FirstDifference(Patterns.Make(65536, 9 * 65536L, 1), back));
+        await tiered.DisposeAsync();
+        Assert.Equal(0, pool.Outstanding);
     }
 
     [Fact]

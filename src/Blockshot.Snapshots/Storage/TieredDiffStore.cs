@@ -16,9 +16,12 @@ public sealed class TieredDiffStore : DiffStore
     private readonly BufferPool _pool;
     private readonly int _maxRamChunks;
 
-    // Guarded by _sync: chunks held in RAM, by slot.
+    // Guarded by _sync: chunks held in RAM, by slot, and chunk buffers the store keeps for reuse. Buffers
+    // stay with the store until it is disposed: fresh memory costs a page fault per page on first touch
+    // (on a VM, most of a copy's time), so the RAM is touched once, at the take, and then recycled.
     private readonly object _sync = new();
     private readonly Dictionary<long, RamChunk> _ram = [];
+    private readonly Stack<PooledBuffer> _spare = new();
 
     private readonly Channel<long> _queue = Channel.CreateUnbounded<long>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stop = new();
@@ -75,8 +78,23 @@ public sealed class TieredDiffStore : DiffStore
     /// <inheritdoc/>
     public override ValueTask<long> AllocateAsync() => _backing.AllocateAsync();
 
-    /// <inheritdoc/>
-    public override ValueTask PrepareAsync() => _backing.PrepareAsync();
+    /// <summary>
+    /// Takes and touches the whole RAM tier now (at the take), so no copy pays for fresh memory, then
+    /// prepares the backing store.
+    /// </summary>
+    public override async ValueTask PrepareAsync()
+    {
+        lock (_sync)
+        {
+            while (_spare.Count + _ram.Count < _maxRamChunks)
+            {
+                var buffer = _pool.Rent(ChunkSize);
+                buffer.Span.Clear();
+                _spare.Push(buffer);
+            }
+        }
+        await _backing.PrepareAsync().ConfigureAwait(false);
+    }
 
     /// <inheritdoc/>
     public override async ValueTask FreeAsync(long slot)
@@ -86,7 +104,7 @@ public sealed class TieredDiffStore : DiffStore
         {
             if (_ram.Remove(slot, out var chunk))
             {
-                ((IDisposable)chunk.Buffer).Dispose();
+                _spare.Push(chunk.Buffer);
                 if (_ram.Count == 0)
                 {
                     _idle.TrySetResult();
@@ -138,7 +156,7 @@ public sealed class TieredDiffStore : DiffStore
         {
             if (_ram.Count < _maxRamChunks)
             {
-                buffer = _pool.Rent(ChunkSize);
+                buffer = _spare.Count > 0 ? _spare.Pop() : _pool.Rent(ChunkSize);
                 _ram[slot] = new RamChunk(buffer) { Loading = !whole };
                 if (_ram.Count == 1)
                 {
@@ -207,6 +225,10 @@ public sealed class TieredDiffStore : DiffStore
                 ((IDisposable)chunk.Buffer).Dispose();
             }
             _ram.Clear();
+            while (_spare.TryPop(out var spare))
+            {
+                ((IDisposable)spare).Dispose();
+            }
         }
         await _backing.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
@@ -290,7 +312,7 @@ public sealed class TieredDiffStore : DiffStore
                     continue; // changed while it was being written: write it again
                 }
                 _ram.Remove(slot);
-                ((IDisposable)chunk.Buffer).Dispose();
+                _spare.Push(chunk.Buffer);
                 if (_ram.Count == 0)
                 {
                     _idle.TrySetResult();
