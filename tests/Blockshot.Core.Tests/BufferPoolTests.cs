@@ -80,4 +80,38 @@ public class BufferPoolTests
         ((IDisposable)big).Dispose();
         Assert.Equal(0, pool.AllocatedBytes);
     }
+
+    [Fact]
+    public void Freed_large_buffers_give_their_memory_back_to_the_system()
+    {
+        // 64 MiB of 64 KiB buffers, touched, then freed by a pool that keeps none: the process shrinks.
+        using var pool = new BufferPool(retainBytes: 0);
+        var buffers = new List<PooledBuffer>();
+        for (var i = 0; i < 1024; i++)
+        {
+            var b = pool.Rent(PooledBuffer.MappedFrom);
+            b.Span.Fill(0x5a);
+            buffers.Add(b);
+        }
+        var touched = ResidentBytes();
+        foreach (var b in buffers)
+        {
+            ((IDisposable)b).Dispose();
+        }
+        Assert.Equal(0, pool.AllocatedBytes);
+        var freed = touched - ResidentBytes();
+        Assert.True(freed >= 48L << 20, $"only {freed >> 20} MiB of 64 MiB went back to the system");
+    }
+
+    private static long ResidentBytes()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.AsSpan(6).Trim().ToString().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) << 10;
+            }
+        }
+        throw new InvalidOperationException("no VmRSS in /proc/self/status");
+    }
 }
