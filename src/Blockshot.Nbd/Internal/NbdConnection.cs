@@ -52,7 +52,17 @@ internal sealed partial class NbdConnection
         var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
-            Run();
+            try
+            {
+                Run();
+            }
+            catch (Exception e)
+            {
+                // A bug, not a client's doing. The connection's own clean-up has run (Run's finally); on a
+                // thread of its own the exception would end the whole process, so it is logged, and the
+                // connection counts as ended for those who wait for it (an export's removal, the server's stop).
+                NbdLog.ConnectionCrashed(_logger, Id, e);
+            }
             ended.SetResult();
         })
         { IsBackground = true, Name = $"nbd-conn-{Id}" };

@@ -26,6 +26,9 @@ internal static partial class NbdLog
     [LoggerMessage(106, LogLevel.Warning, "could not set a {Bytes}-byte socket send buffer; large replies go out in pieces: {Reason}")]
     public static partial void SendBufferRefused(ILogger logger, int bytes, string reason);
 
+    [LoggerMessage(107, LogLevel.Error, "connection {Id} ended by an unexpected error; the server goes on")]
+    public static partial void ConnectionCrashed(ILogger logger, long id, Exception exception);
+
     [LoggerMessage(200, LogLevel.Warning, "connection {Id}: {Command} at {Offset}+{Length} failed with an unexpected error")]
     public static partial void RequestCrashed(ILogger logger, long id, string command, ulong offset, uint length, Exception exception);
 
