@@ -12,8 +12,8 @@ namespace Blockshot.Drivers.Raw;
 /// </summary>
 /// <remarks>
 /// Work items run their continuations on the thread that completed them, so a request's next step runs
-/// here too. Any thread but the thread pool's may block (<see cref="MayBlockHere"/>), so that step's own
-/// blocking calls run inline instead of being queued again.
+/// here too. Any thread but the thread pool's and an NBD connection's reader may block
+/// (<see cref="MayBlockHere"/>), so that step's own blocking calls run inline instead of being queued again.
 /// </remarks>
 internal static class BlockingIoThreads
 {

@@ -5,8 +5,9 @@ namespace Blockshot.Drivers;
 // The inline fast path: buffered reads and writes the page cache can serve at once run on the
 // caller's thread with RWF_NOWAIT, and only those that would block go to the blocking-I/O threads. A
 // cached 4 KiB read costs one system call instead of a round trip to another thread. A caller on a
-// thread of its own (not the thread pool's: a FUSE reader, a command's main thread, a blocking-I/O
-// thread running the next step of a request) may block, so its I/O runs inline whatever its size:
+// thread of its own (not the thread pool's, nor an NBD connection's reader, which serves many requests
+// in turn: a FUSE reader, a command's main thread, a blocking-I/O thread running the next step of a
+// request) may block, so its I/O runs inline whatever its size:
 // handing it on would only add a wake-up and a second thread's work.
 public sealed partial class RawFileNode
 {
