@@ -13,7 +13,7 @@ namespace Blockshot.Drivers.Raw;
 /// <remarks>
 /// Work items run their continuations on the thread that completed them, so a request's next step runs
 /// here too. Any thread but the thread pool's and an NBD connection's reader may block
-/// (<see cref="MayBlockHere"/>), so that step's own blocking calls run inline instead of being queued again.
+/// (<see cref="BlockingPolicy.MayBlockHere"/>), so that step's own blocking calls run inline instead of being queued again.
 /// </remarks>
 internal static class BlockingIoThreads
 {
@@ -37,13 +37,6 @@ internal static class BlockingIoThreads
     // Threads waiting for work that no Queue call has woken yet.
     private static int _idle;
     private static long _taken;
-
-    /// <summary>
-    /// True on a thread that may block: one of these, a FUSE reader, a command's main thread; false on a
-    /// .NET thread-pool thread, which async code shares and must not be held, and on a thread that serves
-    /// many requests in turn (see <see cref="BlockingPolicy"/>).
-    /// </summary>
-    public static bool MayBlockHere => BlockingPolicy.MayBlockHere;
 
     /// <summary>Work items the threads have taken since the process started (for tests and diagnostics).</summary>
     public static long Taken

@@ -1,3 +1,4 @@
+using Blockshot.Core.Threading;
 using Blockshot.Drivers.Raw;
 
 namespace Blockshot.Drivers;
@@ -22,7 +23,7 @@ public sealed partial class RawFileNode
     /// </summary>
     private unsafe int TryReadNowait(long offset, Span<byte> buffer)
     {
-        var mayBlock = BlockingIoThreads.MayBlockHere;
+        var mayBlock = BlockingPolicy.MayBlockHere;
         if ((_nowaitReadRefused && !mayBlock) || buffer.IsEmpty)
         {
             return 0;
@@ -60,7 +61,7 @@ public sealed partial class RawFileNode
         {
             return 0;
         }
-        if (BlockingIoThreads.MayBlockHere || (_nowaitWriteRefused && data.Length <= InlineWriteLimit))
+        if (BlockingPolicy.MayBlockHere || (_nowaitWriteRefused && data.Length <= InlineWriteLimit))
         {
             return WriteInline(offset, data);
         }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Tasks.Sources;
 using Blockshot.Core.Extents;
+using Blockshot.Core.Threading;
 using Microsoft.Win32.SafeHandles;
 
 namespace Blockshot.Drivers.Raw;
@@ -110,7 +111,7 @@ internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
 
     private ValueTask<long> Start()
     {
-        if (BlockingIoThreads.MayBlockHere)
+        if (BlockingPolicy.MayBlockHere)
         {
             // A thread that may block (a FUSE reader, a blocking-I/O thread running a request's next
             // step): the call runs here, and handing it on would only add a wake-up.

@@ -101,7 +101,7 @@ internal sealed partial class NbdConnection
             _reader.BeforeReceive = FlushOwedReplies;
             reason = ReadLoop();
         }
-        catch (Exception e) when (e is SocketException or EndOfStreamException or IOException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (e is SocketException or EndOfStreamException or IOException or ObjectDisposedException)
         {
             reason = e.Message;
         }

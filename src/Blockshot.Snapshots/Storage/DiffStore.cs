@@ -164,7 +164,6 @@ public abstract class DiffStore : IAsyncDisposable
         return -1;
     }
 
-    /// <summary>Adds one growth step (the initial size first), up to the limit; false at the limit. Caller holds <see cref="_growing"/>.</summary>
     /// <summary>
     /// Grows an empty store to its initial size now, before any writer needs a slot (at the take: the
     /// first copies then do not wait for the medium), and starts growing ahead in the background if the
@@ -195,6 +194,7 @@ public abstract class DiffStore : IAsyncDisposable
         }
     }
 
+    /// <summary>Adds one growth step (the initial size first), up to the limit; false at the limit. Caller holds <see cref="_growing"/>.</summary>
     private async ValueTask<bool> GrowStepAsync()
     {
         var current = CapacityBytes;
