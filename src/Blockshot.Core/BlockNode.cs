@@ -57,6 +57,19 @@ public abstract class BlockNode : IAsyncDisposable
     public virtual ValueTask CacheAsync(long offset, long length) => default;
 
     /// <summary>
+    /// Maps a read of <c>[offset, offset + length)</c> to a file range the page cache holds whole, for a
+    /// zero-copy send. A node answers true only when its data for the range is exactly those file bytes
+    /// and reading them cannot block on the disk; otherwise (the default, and every filter's, since a
+    /// filter may change or account for what is read) false, and the caller reads as usual. Must not
+    /// block. The caller releases the range once it is sent.
+    /// </summary>
+    public virtual bool TryMapCachedRead(long offset, int length, out CachedFileRange range)
+    {
+        range = default;
+        return false;
+    }
+
+    /// <summary>
     /// Describes the allocation of the range in <paramref name="extents"/> (reset by the caller), with
     /// <see cref="AllocationFlags"/> values. The default reports allocated data.
     /// </summary>

@@ -199,6 +199,31 @@ public sealed class Slot : BlockNode
         }
     }
 
+    /// <summary>
+    /// Maps a read to a cached file range when the current stack can (see
+    /// <see cref="BlockNode.TryMapCachedRead"/>). Never waits: while the slot is suspended, or for a
+    /// request that would fail validation, it answers false and the caller's usual read reports the
+    /// outcome.
+    /// </summary>
+    public override bool TryMapCachedRead(long offset, int length, out CachedFileRange range)
+    {
+        range = default;
+        var node = TryEnter();
+        if (node is null)
+        {
+            return false;
+        }
+        try
+        {
+            return length > 0 && offset >= 0 && offset <= node.Size - length && length <= node.Capabilities.MaxBlockSize
+                && node.TryMapCachedRead(offset, length, out range);
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
     /// <summary>Queries a named status context of the current stack, validated like a read.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask QueryStatusAsync(string context, long offset, long length, ExtentList extents)

@@ -272,6 +272,12 @@ public sealed class NbdServer : IAsyncDisposable
     }
 
     /// <summary>The send buffer of each open connection's socket, as the kernel reports it (for tests).</summary>
+    /// <summary>Read replies whose data went from the page cache to the socket with no copy (sendfile).</summary>
+    public long ZeroCopyReplies => Interlocked.Read(ref ZeroCopyReplyCount);
+
+    // Counted by the connections.
+    internal long ZeroCopyReplyCount;
+
     internal IReadOnlyList<int> ConnectionSendBufferSizes => [.. _connections.Values.Select(c => c.SendBufferBytes)];
 
     // A large reply then goes out in one send instead of in pieces, each waiting for the client to read

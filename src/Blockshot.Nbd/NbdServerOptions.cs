@@ -44,6 +44,13 @@ public sealed class NbdServerOptions
     /// </summary>
     public int SendBufferBytes { get; init; } = 2 << 20;
 
+    /// <summary>
+    /// Reads at least this long whose data a file's page cache holds whole (a raw file or device opened
+    /// buffered, with no filter above it) are sent from the cache with sendfile, with no copy through a
+    /// buffer. Shorter ones are copied, which costs less than the extra system calls. 0 turns it off.
+    /// </summary>
+    public int ZeroCopyReadMinLength { get; init; } = 64 << 10;
+
     /// <summary>Reads at least this long without the DF flag are scanned for zero runs, sent as holes.</summary>
     public int HoleScanMinLength { get; init; } = 128 << 10;
 }

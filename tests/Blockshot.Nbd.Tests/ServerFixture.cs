@@ -22,6 +22,7 @@ public sealed class ServerFixture : IAsyncDisposable
             MaxConnections = o.MaxConnections,
             DefaultExport = o.DefaultExport,
             SendBufferBytes = o.SendBufferBytes,
+            ZeroCopyReadMinLength = o.ZeroCopyReadMinLength,
         });
         SocketPath = _dir.File("nbd.sock");
         Server.ListenUnix(SocketPath);

@@ -34,3 +34,18 @@ public sealed class RequiresRootFactAttribute : FactAttribute
         Skip = !Tools.IsRoot ? "requires root" : Tools.MissingReason(tools);
     }
 }
+
+/// <summary>A fact that needs a kernel at least as new as the one named; skipped with the reason otherwise.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class RequiresKernelFactAttribute : FactAttribute
+{
+    /// <summary>Names the oldest kernel (major.minor) with <paramref name="feature"/>.</summary>
+    public RequiresKernelFactAttribute(int major, int minor, string feature)
+    {
+        var running = Environment.OSVersion.Version;
+        if (!OperatingSystem.IsLinux() || running < new Version(major, minor))
+        {
+            Skip = $"requires Linux {major}.{minor} or later for {feature}; this is {Environment.OSVersion.VersionString}";
+        }
+    }
+}

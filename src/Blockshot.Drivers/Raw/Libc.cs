@@ -130,6 +130,32 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "pwritev2", SetLastError = true)]
     public static partial nint PWriteV2(SafeFileHandle fd, IoVector* vectors, int count, long offset, int flags);
 
+    /// <summary>cachestat(2) (Linux 6.5): the same number on x86_64, arm64 and riscv64.</summary>
+    public const long SysCacheStat = 451;
+
+    /// <summary>cachestat(2), called through syscall(2): glibc has no wrapper for it.</summary>
+    [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
+    public static partial long CacheStat(long number, SafeFileHandle fd, CacheStatRange* range, CacheStatResult* result, uint flags);
+
+    /// <summary><c>struct cachestat_range</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CacheStatRange
+    {
+        public ulong Offset;
+        public ulong Length;
+    }
+
+    /// <summary><c>struct cachestat</c>: page counts over the range.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CacheStatResult
+    {
+        public ulong Cached;
+        public ulong Dirty;
+        public ulong Writeback;
+        public ulong Evicted;
+        public ulong RecentlyEvicted;
+    }
+
     /// <summary><c>struct flock</c>: 32 bytes on 64-bit Linux.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct FileLock

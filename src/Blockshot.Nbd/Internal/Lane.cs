@@ -1,3 +1,4 @@
+using Blockshot.Core;
 using Blockshot.Core.Buffers;
 using Blockshot.Core.Extents;
 using Blockshot.Nbd.Protocol;
@@ -39,13 +40,19 @@ internal sealed class Lane
     /// <summary>The write payload, or the reply body (read data, extents).</summary>
     public PooledBuffer? Buffer { get; set; }
 
+    /// <summary>Read data to be sent straight from the page cache; valid while <see cref="HasFile"/>.</summary>
+    public CachedFileRange File { get; private set; }
+
+    /// <summary>True while the lane holds a <see cref="File"/> range (released when the request ends).</summary>
+    public bool HasFile { get; private set; }
+
     /// <summary>Buffer for short replies.</summary>
     public byte[] Small { get; } = GC.AllocateUninitializedArray<byte>(SmallSize, pinned: true);
 
     /// <summary>Extent lists, one per selected metadata context.</summary>
     public List<ExtentList> Extents { get; } = [];
 
-    /// <summary>The reply: slices of <see cref="Small"/> or <see cref="Buffer"/>, sent in order.</summary>
+    /// <summary>The reply: slices of <see cref="Small"/> or <see cref="Buffer"/>, or the <see cref="File"/> range, sent in order.</summary>
     public ReplySegment[] Segments { get; private set; } = new ReplySegment[4];
 
     /// <summary>Payload bytes this lane's request holds against the connection's budget.</summary>
@@ -58,13 +65,21 @@ internal sealed class Lane
     public void ClearReply() => SegmentCount = 0;
 
     /// <summary>Appends a slice of <see cref="Small"/> to the reply.</summary>
-    public void AddSmall(int start, int length) => Add(new ReplySegment(false, start, length));
+    public void AddSmall(int start, int length) => Add(new ReplySegment(ReplySource.Small, start, length));
 
     /// <summary>Appends a slice of <see cref="Buffer"/> to the reply.</summary>
-    public void AddBuffer(int start, int length) => Add(new ReplySegment(true, start, length));
+    public void AddBuffer(int start, int length) => Add(new ReplySegment(ReplySource.Buffer, start, length));
 
-    /// <summary>The bytes of a reply segment.</summary>
-    public ReadOnlyMemory<byte> Bytes(ReplySegment segment) => segment.InBuffer
+    /// <summary>Takes <paramref name="range"/> (and its reference) and appends the whole of it to the reply.</summary>
+    public void AddFile(CachedFileRange range)
+    {
+        File = range;
+        HasFile = true;
+        Add(new ReplySegment(ReplySource.File, 0, range.Length));
+    }
+
+    /// <summary>The bytes of a <see cref="ReplySource.Small"/> or <see cref="ReplySource.Buffer"/> segment.</summary>
+    public ReadOnlyMemory<byte> Bytes(ReplySegment segment) => segment.Source == ReplySource.Buffer
         ? Buffer!.Memory.Slice(segment.Start, segment.Length)
         : Small.AsMemory(segment.Start, segment.Length);
 
@@ -94,6 +109,12 @@ internal sealed class Lane
                     Buffer = null;
                     ((IDisposable)buffer).Dispose();
                 }
+                if (HasFile)
+                {
+                    HasFile = false;
+                    File.Release();
+                    File = default;
+                }
                 PresetError = 0;
                 PresetMessage = null;
                 _connection.ReturnLane(this);
@@ -113,8 +134,21 @@ internal sealed class Lane
     }
 }
 
-/// <summary>A slice of a lane's reply buffers.</summary>
-/// <param name="InBuffer">True for the lane's pooled buffer, false for its small buffer.</param>
-/// <param name="Start">First byte.</param>
+/// <summary>A slice of a lane's reply.</summary>
+/// <param name="Source">Where the bytes are.</param>
+/// <param name="Start">First byte (0 for the file range, which is sent whole).</param>
 /// <param name="Length">Byte count.</param>
-internal readonly record struct ReplySegment(bool InBuffer, int Start, int Length);
+internal readonly record struct ReplySegment(ReplySource Source, int Start, int Length);
+
+/// <summary>Where a reply segment's bytes are.</summary>
+internal enum ReplySource
+{
+    /// <summary>The lane's small buffer.</summary>
+    Small,
+
+    /// <summary>The lane's pooled buffer.</summary>
+    Buffer,
+
+    /// <summary>The lane's cached file range, sent with sendfile.</summary>
+    File,
+}

@@ -112,22 +112,37 @@ internal sealed partial class NbdConnection
             }
             return;
         }
+        var zeroCopyMin = _options.ZeroCopyReadMinLength;
+        if (zeroCopyMin > 0 && length >= zeroCopyMin && slot.TryMapCachedRead((long)request.Offset, length, out var cached))
+        {
+            // A range with a hole is never mapped, so one data chunk is the whole reply.
+            AddHeader(lane, request, length);
+            lane.AddFile(cached);
+            return;
+        }
         var buffer = _pool.Rent(length);
         lane.Buffer = buffer;
         await slot.ReadAsync((long)request.Offset, buffer.Memory).ConfigureAwait(false);
-        if (!_structured)
-        {
-            NbdWire.WriteSimpleReply(lane.Small, 0, request.Cookie);
-            lane.AddSmall(0, NbdMagic.SimpleReplySize);
-            lane.AddBuffer(0, length);
-            return;
-        }
-        if ((request.Flags & NbdCommandFlags.DontFragment) != 0 || length < _options.HoleScanMinLength
+        if (!_structured || (request.Flags & NbdCommandFlags.DontFragment) != 0 || length < _options.HoleScanMinLength
             || !AddSparseRead(lane, buffer.Span, request))
+        {
+            AddHeader(lane, request, length);
+            lane.AddBuffer(0, length);
+        }
+    }
+
+    // The reply header of a read answered with one piece of data: simple, or one data chunk.
+    private void AddHeader(Lane lane, NbdRequest request, int length)
+    {
+        if (_structured)
         {
             WriteDataChunkHeader(lane.Small, done: true, request.Cookie, request.Offset, length);
             lane.AddSmall(0, OffsetDataHeader);
-            lane.AddBuffer(0, length);
+        }
+        else
+        {
+            NbdWire.WriteSimpleReply(lane.Small, 0, request.Cookie);
+            lane.AddSmall(0, NbdMagic.SimpleReplySize);
         }
     }
 

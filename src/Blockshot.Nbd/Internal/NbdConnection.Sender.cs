@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace Blockshot.Nbd.Internal;
 
@@ -136,6 +137,13 @@ internal sealed partial class NbdConnection
         {
             for (var i = 0; i < lane.SegmentCount; i++)
             {
+                if (lane.Segments[i].Source == ReplySource.File)
+                {
+                    SendOrBreak(_coalesce.AsSpan(0, used));
+                    used = 0;
+                    SendFileOrBreak(lane);
+                    continue;
+                }
                 var bytes = lane.Bytes(lane.Segments[i]).Span;
                 var copy = bytes.Length <= _coalesce.Length / 2;
                 // Whatever is gathered goes first: a segment sent on its own must not overtake it.
@@ -175,6 +183,44 @@ internal sealed partial class NbdConnection
             RequestStop();
         }
     }
+
+    /// <summary>
+    /// Sends the lane's cached file range. The header before it has promised that many bytes, so a file
+    /// that turns out shorter (cut under the node since the range was mapped) is padded with zeros, which
+    /// is what a read past its end gives. A failure of the file itself cannot be reported any more: the
+    /// connection is ended rather than let the client take wrong data.
+    /// </summary>
+    private void SendFileOrBreak(Lane lane)
+    {
+        if (_broken)
+        {
+            return;
+        }
+        var range = lane.File;
+        var outcome = FileSend.Send(_socket, range.File, range.FileOffset, range.Length, out var sent, out var errno);
+        switch (outcome)
+        {
+            case FileSend.Outcome.Sent:
+                Interlocked.Increment(ref _server.ZeroCopyReplyCount);
+                return;
+            case FileSend.Outcome.FileEnded:
+                for (var left = range.Length - sent; left > 0 && !_broken; left -= Math.Min(left, ZeroPadding.Length))
+                {
+                    SendOrBreak(ZeroPadding.AsSpan(0, (int)Math.Min(left, ZeroPadding.Length)));
+                }
+                return;
+            default:
+                if (!FileSend.ClientGone(errno))
+                {
+                    NbdLog.ZeroCopySendFailed(_logger, Id, range.FileOffset, range.Length, Marshal.GetPInvokeErrorMessage(errno));
+                }
+                _broken = true;
+                RequestStop();
+                return;
+        }
+    }
+
+    private static readonly byte[] ZeroPadding = new byte[64 << 10];
 
     /// <summary>A blocking send of every byte.</summary>
     private void SendAll(ReadOnlySpan<byte> bytes)

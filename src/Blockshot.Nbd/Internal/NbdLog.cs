@@ -29,6 +29,9 @@ internal static partial class NbdLog
     [LoggerMessage(107, LogLevel.Error, "connection {Id} ended by an unexpected error; the server goes on")]
     public static partial void ConnectionCrashed(ILogger logger, long id, Exception exception);
 
+    [LoggerMessage(108, LogLevel.Warning, "connection {Id}: sending cached file data at {Offset}+{Length} failed ({Reason}); the connection is ended, as its reply header had already gone out")]
+    public static partial void ZeroCopySendFailed(ILogger logger, long id, long offset, int length, string reason);
+
     [LoggerMessage(200, LogLevel.Warning, "connection {Id}: {Command} at {Offset}+{Length} failed with an unexpected error")]
     public static partial void RequestCrashed(ILogger logger, long id, string command, ulong offset, uint length, Exception exception);
 
