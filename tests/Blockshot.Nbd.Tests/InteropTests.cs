@@ -61,6 +61,26 @@ public class InteropTests
         Assert.True(File.ReadAllBytes(src).AsSpan().SequenceEqual(File.ReadAllBytes(dst)), "nbdcopy round trip differs");
     }
 
+    [RequiresToolsFact("nbdcopy", "qemu-img")]
+    public async Task Nbdcopy_and_qemu_img_read_a_sparse_raw_file_exported_with_zero_copy_reads_exactly()
+    {
+        await using var fx = new ServerFixture(new NbdServerOptions { ZeroCopyReadMinLength = NbdServerOptions.ZeroCopyDefaultMinLength });
+        var src = MakeSparseImage(Path.Combine(fx.Dir, "src.raw"), seed: 5);
+        File.ReadAllBytes(src); // into the page cache, so the data runs are sent from there
+        fx.AddExport("disk", Drivers.RawFileNode.Open(src, new Drivers.RawFileOptions { BufferPool = fx.Pool, ReadOnly = true }), readOnly: true);
+        var dst = Path.Combine(fx.Dir, "out.raw");
+        File.WriteAllBytes(dst, []);
+        (await ProcessRunner.RunAsync("nbdcopy", ["-C", "4", fx.Uri("disk"), dst])).EnsureSuccess("nbdcopy out");
+        Assert.True(File.ReadAllBytes(src).AsSpan().SequenceEqual(File.ReadAllBytes(dst)), "nbdcopy of the zero-copy export differs");
+        var cmp = await ProcessRunner.RunAsync("qemu-img", ["compare", "-f", "raw", "-F", "raw", src, fx.Uri("disk")]);
+        cmp.EnsureSuccess("compare");
+        Assert.Contains("Images are identical", cmp.Stdout);
+        if (Environment.OSVersion.Version >= new Version(6, 5))
+        {
+            Assert.True(fx.Server.ZeroCopyReplies > 0, "no read went out with sendfile");
+        }
+    }
+
     [RequiresToolsFact("fio")]
     public async Task Fio_nbd_engine_verifies_crc32c_at_queue_depth_32()
     {

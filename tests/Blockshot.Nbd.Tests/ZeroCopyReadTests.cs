@@ -16,6 +16,8 @@ public class ZeroCopyReadTests
     private const int Size = 8 << 20;
     private const int Large = 1 << 20;
 
+    private static readonly NbdServerOptions ZeroCopyOn = new() { ZeroCopyReadMinLength = NbdServerOptions.ZeroCopyDefaultMinLength };
+
     private static async Task<(byte[] Data, RawFileNode Node)> CachedImageAsync(ServerFixture fx)
     {
         var data = Patterns.Make(Size, 0, 21);
@@ -29,7 +31,7 @@ public class ZeroCopyReadTests
     [RequiresKernelFact(6, 5, CacheStat)]
     public async Task Large_reads_of_a_cached_raw_file_go_without_a_copy_and_match_the_file()
     {
-        await using var fx = new ServerFixture();
+        await using var fx = new ServerFixture(ZeroCopyOn);
         var (data, node) = await CachedImageAsync(fx);
         fx.AddExport("disk", node);
         await using var c = await RawNbdClient.ConnectAsync(fx.SocketPath);
@@ -57,7 +59,7 @@ public class ZeroCopyReadTests
     [RequiresKernelFact(6, 5, CacheStat)]
     public async Task Simple_replies_carry_the_data_from_the_cache_too()
     {
-        await using var fx = new ServerFixture();
+        await using var fx = new ServerFixture(ZeroCopyOn);
         var (data, node) = await CachedImageAsync(fx);
         fx.AddExport("disk", node);
         await using var c = await RawNbdClient.ConnectAsync(fx.SocketPath);
@@ -76,16 +78,16 @@ public class ZeroCopyReadTests
     }
 
     [RequiresKernelFact(6, 5, CacheStat)]
-    public async Task A_filter_above_the_file_or_the_setting_off_keeps_reads_copied()
+    public async Task A_filter_above_the_file_or_the_default_setting_keeps_reads_copied()
     {
-        await using (var fx = new ServerFixture())
+        await using (var fx = new ServerFixture(ZeroCopyOn))
         {
             var (data, node) = await CachedImageAsync(fx);
             fx.AddExport("disk", new PassThroughFilter(node));
             await ReadOnceAsync(fx, data);
             Assert.Equal(0, fx.Server.ZeroCopyReplies);
         }
-        await using (var fx = new ServerFixture(new NbdServerOptions { ZeroCopyReadMinLength = 0 }))
+        await using (var fx = new ServerFixture())
         {
             var (data, node) = await CachedImageAsync(fx);
             fx.AddExport("disk", node);
@@ -107,7 +109,7 @@ public class ZeroCopyReadTests
     [Fact]
     public async Task A_file_that_ends_before_the_mapped_range_is_padded_with_zeros_and_the_connection_goes_on()
     {
-        await using var fx = new ServerFixture();
+        await using var fx = new ServerFixture(ZeroCopyOn);
         var path = Path.Combine(fx.Dir, "short.raw");
         var head = Patterns.Make(100 << 10, 0, 4);
         await File.WriteAllBytesAsync(path, head);
@@ -129,7 +131,7 @@ public class ZeroCopyReadTests
     [Fact]
     public async Task A_client_gone_mid_reply_leaves_the_server_serving_and_the_file_released()
     {
-        await using var fx = new ServerFixture();
+        await using var fx = new ServerFixture(ZeroCopyOn);
         var path = Path.Combine(fx.Dir, "whole.raw");
         await File.WriteAllBytesAsync(path, Patterns.Make(Size, 0, 8));
         var handle = File.OpenHandle(path);
