@@ -58,11 +58,15 @@ public static class RequestValidator
     /// <summary>Checks that <c>[offset, offset + length)</c> lies inside the device.</summary>
     public static void CheckRange(long offset, long length, long size)
     {
-        if (offset < 0 || length < 0 || offset > size || length > size - offset)
+        if (!InRange(offset, length, size))
         {
             BlockThrow.OutOfRange(offset, length, size);
         }
     }
+
+    /// <summary>True when <c>[offset, offset + length)</c> lies inside the device (what <see cref="CheckRange"/> checks).</summary>
+    public static bool InRange(long offset, long length, long size) =>
+        offset >= 0 && length >= 0 && offset <= size && length <= size - offset;
 
     private static void CheckWriteRange(long offset, long length, long size)
     {

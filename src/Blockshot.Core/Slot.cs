@@ -215,7 +215,7 @@ public sealed class Slot : BlockNode
         }
         try
         {
-            return length > 0 && offset >= 0 && offset <= node.Size - length && length <= node.Capabilities.MaxBlockSize
+            return length > 0 && length <= node.Capabilities.MaxBlockSize && RequestValidator.InRange(offset, length, node.Size)
                 && node.TryMapCachedRead(offset, length, out range);
         }
         finally

@@ -272,7 +272,7 @@ public sealed class NbdServer : IAsyncDisposable
     }
 
     /// <summary>The send buffer of each open connection's socket, as the kernel reports it (for tests).</summary>
-    /// <summary>Read replies whose data went from the page cache to the socket with no copy (sendfile).</summary>
+    /// <summary>Read replies answered from the page cache with no copy (sendfile), counted as they are queued.</summary>
     public long ZeroCopyReplies => Interlocked.Read(ref ZeroCopyReplyCount);
 
     // Counted by the connections.

@@ -17,13 +17,13 @@ public sealed partial class RawFileNode
     public override unsafe bool TryMapCachedRead(long offset, int length, out CachedFileRange range)
     {
         range = default;
-        if (_direct || _cacheStatRefused || length <= 0 || offset < 0 || offset > Size - length)
+        // Called directly (not through a slot) it still only answers: a range outside the file is not mapped.
+        if (_direct || _cacheStatRefused || length <= 0 || !RequestValidator.InRange(offset, length, Size))
         {
             return false;
         }
         var page = Environment.SystemPageSize;
-        var first = offset / page;
-        var pages = ((offset + length + page - 1) / page) - first;
+        var pages = ((offset + length + page - 1) / page) - (offset / page);
         var query = new Libc.CacheStatRange { Offset = (ulong)offset, Length = (ulong)length };
         Libc.CacheStatResult stat;
         if (Libc.CacheStat(Libc.SysCacheStat, _handle, &query, &stat, 0) != 0)

@@ -12,6 +12,9 @@ internal static unsafe partial class FileSend
 {
     private const int EINTR = 4;
     private const int EAGAIN = 11;
+    private const int EPIPE = 32;
+    private const int ECONNRESET = 104;
+    private const int ENOTCONN = 107;
     private const short PollOut = 0x4;
 
     /// <summary>How a <see cref="Send"/> ended.</summary>
@@ -83,8 +86,8 @@ internal static unsafe partial class FileSend
         }
     }
 
-    /// <summary>True for the errors of a socket whose peer has gone (EPIPE, ECONNRESET, ENOTCONN).</summary>
-    public static bool ClientGone(int errno) => errno is 32 or 104 or 107;
+    /// <summary>True for the errors of a socket whose peer has gone.</summary>
+    public static bool ClientGone(int errno) => errno is EPIPE or ECONNRESET or ENOTCONN;
 
     [LibraryImport("libc", EntryPoint = "sendfile", SetLastError = true)]
     private static partial nint SendFile(nint outFd, SafeFileHandle inFd, long* offset, nuint count);

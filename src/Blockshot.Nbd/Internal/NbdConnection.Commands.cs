@@ -115,7 +115,9 @@ internal sealed partial class NbdConnection
         var zeroCopyMin = _options.ZeroCopyReadMinLength;
         if (zeroCopyMin > 0 && length >= zeroCopyMin && slot.TryMapCachedRead((long)request.Offset, length, out var cached))
         {
-            // A range with a hole is never mapped, so one data chunk is the whole reply.
+            // A range with a hole is never mapped, so one data chunk is the whole reply. Counted here, before
+            // the client can have the data: counted after the send, a client could see it before the count.
+            Interlocked.Increment(ref _server.ZeroCopyReplyCount);
             AddHeader(lane, request, length);
             lane.AddFile(cached);
             return;

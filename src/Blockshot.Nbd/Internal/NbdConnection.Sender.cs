@@ -201,12 +201,13 @@ internal sealed partial class NbdConnection
         switch (outcome)
         {
             case FileSend.Outcome.Sent:
-                Interlocked.Increment(ref _server.ZeroCopyReplyCount);
                 return;
             case FileSend.Outcome.FileEnded:
-                for (var left = range.Length - sent; left > 0 && !_broken; left -= Math.Min(left, ZeroPadding.Length))
+                for (var left = range.Length - sent; left > 0 && !_broken;)
                 {
-                    SendOrBreak(ZeroPadding.AsSpan(0, (int)Math.Min(left, ZeroPadding.Length)));
+                    var piece = (int)Math.Min(left, ZeroPadding.Length);
+                    SendOrBreak(ZeroPadding.AsSpan(0, piece));
+                    left -= piece;
                 }
                 return;
             default:
