@@ -70,6 +70,23 @@ public abstract class BlockNode : IAsyncDisposable
     }
 
     /// <summary>
+    /// Where the node's bytes from <paramref name="offset"/> lie, as they are, in a file: a range of at
+    /// most <paramref name="length"/> bytes (it may stop short, at the end of a contiguous run), or an
+    /// empty one when the data there is not stored verbatim (a hole, zeros, compressed, in a backing
+    /// node, behind a filter, or read with O_DIRECT). The default maps nothing. For whole-image copies
+    /// by a tool that owns the node; see <see cref="FileDataRange"/>.
+    /// </summary>
+    public virtual ValueTask<FileDataRange> MapFileDataAsync(long offset, int length) => default;
+
+    /// <summary>
+    /// Writes the bytes of <paramref name="source"/> at <paramref name="offset"/> by a copy inside the
+    /// kernel (copy_file_range, falling back to a buffered copy when the two files cannot share one).
+    /// False when the node cannot take data that way (the default): nothing was written, and the caller
+    /// writes the bytes itself.
+    /// </summary>
+    public virtual ValueTask<bool> TryWriteFromFileAsync(long offset, FileDataRange source, IoFlags flags) => new(false);
+
+    /// <summary>
     /// Describes the allocation of the range in <paramref name="extents"/> (reset by the caller), with
     /// <see cref="AllocationFlags"/> values. The default reports allocated data.
     /// </summary>

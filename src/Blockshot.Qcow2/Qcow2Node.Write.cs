@@ -40,11 +40,25 @@ public sealed partial class Qcow2Node
     }
 
     /// <inheritdoc/>
+    public override ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, IoFlags flags) =>
+        WriteCoreAsync(offset, new WriteData(data), flags);
+
+    /// <inheritdoc/>
+    public override async ValueTask<bool> TryWriteFromFileAsync(long offset, FileDataRange source, IoFlags flags)
+    {
+        if (!source.IsMapped)
+        {
+            return false;
+        }
+        await WriteCoreAsync(offset, new WriteData(source), flags).ConfigureAwait(false);
+        return true;
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public override async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, IoFlags flags)
+    private async ValueTask WriteCoreAsync(long offset, WriteData data, IoFlags flags)
     {
         CheckWritable();
-        if (data.IsEmpty)
+        if (data.Length == 0)
         {
             return;
         }
@@ -55,7 +69,8 @@ public sealed partial class Qcow2Node
             var pos = offset;
             while (pos < end)
             {
-                pos += await WriteStepAsync(pos, data[(int)(pos - offset)..]).ConfigureAwait(false);
+                var done = (int)(pos - offset);
+                pos += await WriteStepAsync(pos, data.Slice(done, data.Length - done)).ConfigureAwait(false);
             }
             MarkBitmapsDirty(offset, data.Length);
         }
@@ -67,7 +82,7 @@ public sealed partial class Qcow2Node
 
     /// <summary>Writes as much of <paramref name="data"/> (starting at guest <paramref name="pos"/>) as one plan covers.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> WriteStepAsync(long pos, ReadOnlyMemory<byte> data)
+    private async ValueTask<int> WriteStepAsync(long pos, WriteData data)
     {
         WritePlan? plan = null;
         (long Host, int Length) direct;
@@ -89,13 +104,13 @@ public sealed partial class Qcow2Node
         if (plan is null)
         {
             // The common case, written in place with no metadata change and nothing allocated.
-            await DataTarget.WriteAsync(direct.Host, data[..direct.Length]).ConfigureAwait(false);
+            await data.Slice(0, direct.Length).WriteToAsync(DataTarget, direct.Host).ConfigureAwait(false);
             return direct.Length;
         }
-        var payload = data[..plan.Length];
+        var payload = data.Slice(0, plan.Length);
         if (plan.Action == WriteAction.Direct)
         {
-            await DataTarget.WriteAsync(plan.HostWrite, payload).ConfigureAwait(false);
+            await payload.WriteToAsync(DataTarget, plan.HostWrite).ConfigureAwait(false);
             return plan.Length;
         }
         if (plan.FreshSpace)
@@ -103,7 +118,7 @@ public sealed partial class Qcow2Node
             // New clusters past the end of the file read as zeros already: only the data is written.
             try
             {
-                await DataTarget.WriteAsync(plan.HostWrite + plan.Head, payload).ConfigureAwait(false);
+                await payload.WriteToAsync(DataTarget, plan.HostWrite + plan.Head).ConfigureAwait(false);
             }
             catch
             {
@@ -132,14 +147,33 @@ public sealed partial class Qcow2Node
                 await ReadFromEntryAsync(plan.Old[0], pos - plan.Head, head.AsMemory(0, plan.Head)).ConfigureAwait(false);
                 parts.Add(head.AsMemory(0, plan.Head));
             }
-            parts.Add(payload);
             if (plan.Tail > 0)
             {
                 tail = ArrayPool<byte>.Shared.Rent(plan.Tail);
                 await ReadFromEntryAsync(plan.Old[plan.Clusters - 1], pos + plan.Length, tail.AsMemory(0, plan.Tail)).ConfigureAwait(false);
-                parts.Add(tail.AsMemory(0, plan.Tail));
             }
-            await DataTarget.WriteAsync(plan.HostWrite, parts).ConfigureAwait(false);
+            if (payload.IsFile)
+            {
+                // Head and tail from the old clusters, the data between them copied from its file.
+                if (head is not null)
+                {
+                    await DataTarget.WriteAsync(plan.HostWrite, head.AsMemory(0, plan.Head)).ConfigureAwait(false);
+                }
+                await payload.WriteToAsync(DataTarget, plan.HostWrite + plan.Head).ConfigureAwait(false);
+                if (tail is not null)
+                {
+                    await DataTarget.WriteAsync(plan.HostWrite + plan.Head + plan.Length, tail.AsMemory(0, plan.Tail)).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                parts.Add(payload.Memory);
+                if (tail is not null)
+                {
+                    parts.Add(tail.AsMemory(0, plan.Tail));
+                }
+                await DataTarget.WriteAsync(plan.HostWrite, parts).ConfigureAwait(false);
+            }
         }
         catch
         {

@@ -133,7 +133,7 @@ public sealed partial class Qcow2Node
             var done = 0;
             while (done < n)
             {
-                done += await WriteStepAsync(pos + done, ZeroBuffer[done..n]).ConfigureAwait(false);
+                done += await WriteStepAsync(pos + done, new WriteData(ZeroBuffer[done..n])).ConfigureAwait(false);
             }
             pos += n;
         }

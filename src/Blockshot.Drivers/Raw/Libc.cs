@@ -24,9 +24,11 @@ internal static unsafe partial class Libc
     public const int EINTR = 4;
     public const int EIO = 5;
     public const int ENXIO = 6;
+    public const int EBADF = 9;
     public const int EAGAIN = 11;
     public const int EACCES = 13;
     public const int EBUSY = 16;
+    public const int EXDEV = 18;
     public const int ENOTDIR = 20;
     public const int EISDIR = 21;
     public const int EINVAL = 22;
@@ -129,6 +131,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "pwritev2", SetLastError = true)]
     public static partial nint PWriteV2(SafeFileHandle fd, IoVector* vectors, int count, long offset, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "copy_file_range", SetLastError = true)]
+    public static partial nint CopyFileRange(SafeFileHandle fdIn, long* offsetIn, SafeFileHandle fdOut, long* offsetOut, nuint length, uint flags);
 
     /// <summary>cachestat(2) (Linux 6.5): the same number on x86_64, arm64 and riscv64.</summary>
     public const long SysCacheStat = 451;

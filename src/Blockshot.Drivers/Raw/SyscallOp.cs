@@ -27,6 +27,8 @@ internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
     private int _mode;
     private void* _pointer;
     private ExtentList? _extents;
+    private SafeFileHandle? _source;
+    private long _sourceOffset;
 
     private enum Kind
     {
@@ -38,6 +40,7 @@ internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
         WriteDsync,
         Extents,
         Ioctl,
+        CopyRange,
     }
 
     /// <summary>fallocate(fd, mode, offset, length).</summary>
@@ -67,6 +70,20 @@ internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
     /// <summary>As <see cref="Write"/>, with RWF_DSYNC: the data is durable when the task completes.</summary>
     public static ValueTask<long> WriteDsync(SafeFileHandle handle, void* pointer, int length, long offset) =>
         WithPointer(Rent(Kind.WriteDsync, handle, offset, length, 0), pointer);
+
+    /// <summary>
+    /// copy_file_range from <paramref name="source"/> at <paramref name="sourceOffset"/> to the handle at
+    /// <paramref name="offset"/>, repeated until <paramref name="length"/> bytes are copied, the source
+    /// ends, or the kernel fails. Returns the bytes copied when any were (the caller asks again for the
+    /// rest, and then sees the error), else -errno; 0 at the end of the source.
+    /// </summary>
+    public static ValueTask<long> CopyRange(SafeFileHandle source, long sourceOffset, SafeFileHandle target, long offset, long length)
+    {
+        var op = Rent(Kind.CopyRange, target, offset, length, 0);
+        op._source = source;
+        op._sourceOffset = sourceOffset;
+        return op.Start();
+    }
 
     private static ValueTask<long> WithPointer(SyscallOp op, void* pointer)
     {
@@ -159,6 +176,7 @@ internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
                 Kind.Write => WriteAll(handle, 0),
                 Kind.WriteDsync => WriteAll(handle, Libc.RwfDsync),
                 Kind.Extents => WalkExtents(handle),
+                Kind.CopyRange => CopyAll(handle),
                 _ => Check(RangeIoctl(handle)),
             };
             if (r != -Libc.EINTR)
@@ -202,6 +220,32 @@ internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
             remaining -= n;
         }
         return _length;
+    }
+
+    private long CopyAll(SafeFileHandle target)
+    {
+        var sourceOffset = _sourceOffset;
+        var offset = _offset;
+        long copied = 0;
+        while (copied < _length)
+        {
+            var n = (long)Libc.CopyFileRange(_source!, &sourceOffset, target, &offset, (nuint)(_length - copied), 0);
+            if (n < 0)
+            {
+                var errno = Libc.Errno;
+                if (errno == Libc.EINTR)
+                {
+                    continue;
+                }
+                return copied > 0 ? copied : -errno;
+            }
+            if (n == 0)
+            {
+                break; // the source ended
+            }
+            copied += n;
+        }
+        return copied;
     }
 
     private long RangeIoctl(SafeFileHandle handle)
@@ -273,6 +317,7 @@ internal sealed unsafe class SyscallOp : BlockingIoWork, IValueTaskSource<long>
         _handle = null;
         _pointer = null;
         _extents = null;
+        _source = null;
         if (Interlocked.Increment(ref _pooled) <= MaxPooled)
         {
             Pool.Enqueue(this);

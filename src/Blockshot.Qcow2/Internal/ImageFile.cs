@@ -137,6 +137,17 @@ internal sealed partial class ImageFile : IDisposable
         }
     }
 
+    /// <summary>Copies the bytes of <paramref name="source"/> to <paramref name="offset"/> inside the kernel (<see cref="FileRangeCopy"/>).</summary>
+    public ValueTask CopyFromAsync(long offset, FileDataRange source)
+    {
+        CheckWritable();
+        CheckRange(offset, source.Length);
+        return FileRangeCopy.CopyAsync(source.File!, source.FileOffset, _handle, offset, source.Length, Path);
+    }
+
+    /// <summary>The open file, for mapping guest data to it (<see cref="Qcow2Node.MapFileDataAsync"/>).</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle Handle => _handle;
+
     /// <summary>Offsets past 2^62 only come from corrupt metadata; refuse them before the OS does.</summary>
     private void CheckRange(long offset, long length)
     {

@@ -31,10 +31,14 @@ internal static class ConvertCommand
         var bitmaps = new Option<bool>("--bitmaps") { Description = "Copy the persistent bitmaps too (qcow2 to qcow2)" };
         var skipBroken = new Option<bool>("--skip-broken-bitmaps") { Description = "With --bitmaps, leave out inconsistent bitmaps instead of failing" };
         var targetIsZero = new Option<bool>("--target-is-zero") { Description = "With -n: the target already reads as zeros, so zero runs are not written" };
+        var offload = new Option<bool>("--copy-offload", "-C")
+        {
+            Description = "Copy data file to file inside the kernel (copy_file_range; block sharing where the file system has it) where both ends are files",
+        };
         var command = new Command("convert", "Copy an image to another format or place (files or NBD exports), in parallel, skipping holes")
         {
             source, target, format, outFormat, options, compress, progress, quiet, noCreate, forceShare, parallel,
-            outOfOrder, sparse, cache, snapshot, bitmaps, skipBroken, targetIsZero,
+            outOfOrder, sparse, cache, snapshot, bitmaps, skipBroken, targetIsZero, offload,
         };
         parallel.Validators.Add(r =>
         {
@@ -50,7 +54,8 @@ internal static class ConvertCommand
                 OptionList.Parse(parse.GetValue(options)), parse.GetValue(compress),
                 parse.GetValue(progress) && !parse.GetValue(quiet), parse.GetValue(noCreate), !parse.GetValue(forceShare),
                 parse.GetValue(parallel), ParseSparse(parse.GetValue(sparse)), parse.GetValue(cache) != "unsafe",
-                parse.GetValue(snapshot), parse.GetValue(bitmaps), parse.GetValue(skipBroken), parse.GetValue(targetIsZero));
+                parse.GetValue(snapshot), parse.GetValue(bitmaps), parse.GetValue(skipBroken), parse.GetValue(targetIsZero),
+                parse.GetValue(offload));
             await RunAsync(request, ct).ConfigureAwait(false);
             return ExitCodes.Success;
         }));
@@ -74,7 +79,7 @@ internal static class ConvertCommand
     private sealed record ConvertRequest(
         string Source, string Target, string? Format, string? OutFormat, OptionList Options, bool Compress, bool Progress,
         bool NoCreate, bool Locking, int Parallel, int MinSparse, bool Flush, string? Snapshot, bool Bitmaps,
-        bool SkipBrokenBitmaps, bool TargetIsZero);
+        bool SkipBrokenBitmaps, bool TargetIsZero, bool CopyOffload);
 
     private static async Task RunAsync(ConvertRequest r, CancellationToken ct)
     {
@@ -108,6 +113,7 @@ internal static class ConvertCommand
                     UseExtents = r.MinSparse > 0,
                     TargetIsZero = fresh || r.TargetIsZero,
                     Compress = r.Compress,
+                    CopyOffload = r.CopyOffload,
                     // An NBD server may keep writes in its own cache until told: always flush it.
                     Flush = r.Flush || Endpoints.IsNbd(r.Target),
                     ChunkBytes = dst is Qcow2Node q ? Math.Max(2 << 20, q.ClusterSize) : 2 << 20,

@@ -24,6 +24,13 @@ internal sealed record ConvertSettings
     /// <summary>Consult the source's allocation (off with <c>-S 0</c>: everything is read and written).</summary>
     public bool UseExtents { get; init; } = true;
 
+    /// <summary>
+    /// Copy data file to file inside the kernel where the source maps it and the target takes it
+    /// (copy_file_range; reflinks where the file system shares blocks), instead of through a buffer: the
+    /// reference tool's <c>-C</c>, off by default as there.
+    /// </summary>
+    public bool CopyOffload { get; init; }
+
     /// <summary>Flush the target at the end (cache mode writeback); unsafe leaves it to the host.</summary>
     public bool Flush { get; init; }
 }
