@@ -31,4 +31,13 @@ public sealed class NbdExport
 
     /// <summary>A human-readable description, sent when clients ask.</summary>
     public string? Description { get; }
+
+    /// <summary>Connections past the handshake on this export now.</summary>
+    public int TransmittingConnections => Volatile.Read(ref _transmitting);
+
+    private int _transmitting;
+
+    internal void OnTransmitting() => Interlocked.Increment(ref _transmitting);
+
+    internal void OnTransmissionEnded() => Interlocked.Decrement(ref _transmitting);
 }

@@ -50,14 +50,20 @@ public sealed class NbdServerOptions
     /// <summary>
     /// Reads at least this long whose data a file's page cache holds whole (a raw file or device opened
     /// buffered, with no filter above it) are sent from the cache with sendfile, with no copy through a
-    /// buffer; 0 (the default) copies every read. On one machine with the client, it trades: nbdcopy
-    /// (several connections) reads a cached image 1.5x faster, while fio and qemu-img, reading over one
-    /// stream, are slower (a Unix socket queues sendfile's data in 64 KiB pieces taken straight from the
-    /// page cache, and such a client then copies cold memory on its own core, where a copying server
-    /// would have done half of that work on the other). Servers whose clients read in parallel, or from
-    /// other machines, turn it on (<see cref="ZeroCopyDefaultMinLength"/> is a good length).
+    /// buffer, while the export has <see cref="ZeroCopyMinConnections"/> connections; 0 copies every read.
     /// </summary>
-    public int ZeroCopyReadMinLength { get; init; }
+    public int ZeroCopyReadMinLength { get; init; } = ZeroCopyDefaultMinLength;
+
+    /// <summary>
+    /// Zero-copy reads are sent only while at least this many connections are transmitting on the export
+    /// (default 2: a client reading in parallel, as nbdcopy and other multi-connection clients do); 1 sends
+    /// every mappable read so. On one machine with the client it trades: nbdcopy (four connections) reads a
+    /// cached image twice as fast, while fio and qemu-img, reading over one stream, are slower (a Unix
+    /// socket queues sendfile's data in 64 KiB pieces taken straight from the page cache, and such a client
+    /// then copies cold memory on its own core, where a copying server would have done half of that work
+    /// on the other). Two single-stream clients on one export count as parallel too.
+    /// </summary>
+    public int ZeroCopyMinConnections { get; init; } = 2;
 
     /// <summary>Reads at least this long without the DF flag are scanned for zero runs, sent as holes.</summary>
     public int HoleScanMinLength { get; init; } = 128 << 10;

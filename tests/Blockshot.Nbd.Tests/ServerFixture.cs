@@ -23,6 +23,7 @@ public sealed class ServerFixture : IAsyncDisposable
             DefaultExport = o.DefaultExport,
             SendBufferBytes = o.SendBufferBytes,
             ZeroCopyReadMinLength = o.ZeroCopyReadMinLength,
+            ZeroCopyMinConnections = o.ZeroCopyMinConnections,
         });
         SocketPath = _dir.File("nbd.sock");
         Server.ListenUnix(SocketPath);

@@ -16,7 +16,7 @@ public class ZeroCopyReadTests
     private const int Size = 8 << 20;
     private const int Large = 1 << 20;
 
-    private static readonly NbdServerOptions ZeroCopyOn = new() { ZeroCopyReadMinLength = NbdServerOptions.ZeroCopyDefaultMinLength };
+    private static readonly NbdServerOptions ZeroCopyOn = new() { ZeroCopyMinConnections = 1 };
 
     private static async Task<(byte[] Data, RawFileNode Node)> CachedImageAsync(ServerFixture fx)
     {
@@ -78,7 +78,7 @@ public class ZeroCopyReadTests
     }
 
     [RequiresKernelFact(6, 5, CacheStat)]
-    public async Task A_filter_above_the_file_or_the_default_setting_keeps_reads_copied()
+    public async Task A_filter_above_the_file_or_a_single_connection_under_the_default_setting_keeps_reads_copied()
     {
         await using (var fx = new ServerFixture(ZeroCopyOn))
         {
@@ -94,6 +94,39 @@ public class ZeroCopyReadTests
             await ReadOnceAsync(fx, data);
             Assert.Equal(0, fx.Server.ZeroCopyReplies);
         }
+        await using (var fx = new ServerFixture(new NbdServerOptions { ZeroCopyReadMinLength = 0, ZeroCopyMinConnections = 1 }))
+        {
+            var (data, node) = await CachedImageAsync(fx);
+            fx.AddExport("disk", node);
+            await ReadOnceAsync(fx, data);
+            Assert.Equal(0, fx.Server.ZeroCopyReplies);
+        }
+    }
+
+    [RequiresKernelFact(6, 5, CacheStat)]
+    public async Task Under_the_default_setting_reads_go_without_a_copy_while_a_second_connection_is_open_and_copied_again_after()
+    {
+        await using var fx = new ServerFixture();
+        var (data, node) = await CachedImageAsync(fx);
+        fx.AddExport("disk", node);
+        await using (var second = await RawNbdClient.ConnectAsync(fx.SocketPath))
+        {
+            await second.HandshakeAsync("disk");
+            // A reply on it means the server counts it as transmitting (requests are read only after that).
+            await second.SendRequestAsync(NbdCommand.Read, 0, 1, 0, 4096);
+            Assert.Equal(0u, (await second.ReadStructuredReadAsync(0, 4096)).Item1);
+            await ReadOnceAsync(fx, data);
+            Assert.Equal(1, fx.Server.ZeroCopyReplies);
+        }
+        // The second connection's end is counted once its close is handled; wait for the server to see it.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (fx.Server.ConnectionCount > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Assert.Equal(0, fx.Server.ConnectionCount);
+        await ReadOnceAsync(fx, data);
+        Assert.Equal(1, fx.Server.ZeroCopyReplies);
     }
 
     private static async Task ReadOnceAsync(ServerFixture fx, byte[] data)

@@ -28,7 +28,13 @@ internal static class ServeCommand
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log connections and requests to stderr" };
         var fuse = new Option<string?>("--fuse") { Description = "Also (or only) export as a regular file at this path over FUSE" };
         var loop = new Option<bool>("--loop") { Description = "With --fuse: attach a loop device to the file and print /dev/loopN" };
-        var zeroCopy = new Option<bool>("--zero-copy") { Description = "Send reads of 64 KiB or more that the page cache holds from there with sendfile (raw images, buffered): less server CPU, faster for parallel readers such as nbdcopy, slower for some single-stream local readers" };
+        var zeroCopy = new Option<string>("--zero-copy")
+        {
+            Description = "Send reads of 64 KiB or more that the page cache holds from there with sendfile (raw images, buffered): "
+                + "auto (default) while two or more connections read the export, as nbdcopy does; on always; off never",
+            DefaultValueFactory = _ => "auto",
+        };
+        zeroCopy.AcceptOnlyFromAmong("auto", "on", "off");
 
         var command = new Command("serve", "Export an image or block device over NBD until interrupted")
         {
@@ -73,7 +79,7 @@ internal static class ServeCommand
                 parse.GetValue(file)!, parse.GetValue(format), parse.GetValue(socket), parse.GetValue(port),
                 parse.GetValue(bind)!, parse.GetValue(name)!, parse.GetValue(description), parse.GetValue(readOnly),
                 parse.GetValue(shared), parse.GetValue(direct), !parse.GetValue(forceShare), parse.GetValue(verbose),
-                parse.GetValue(fuse), parse.GetValue(loop), parse.GetValue(zeroCopy));
+                parse.GetValue(fuse), parse.GetValue(loop), parse.GetValue(zeroCopy)!);
             return await RunAsync(options, ct).ConfigureAwait(false);
         }));
         return command;
@@ -81,7 +87,7 @@ internal static class ServeCommand
 
     private sealed record ServeOptions(
         string File, string? Format, string? Socket, int? Port, string Bind, string Name, string? Description,
-        bool ReadOnly, int Shared, bool Direct, bool Locking, bool Verbose, string? Fuse, bool Loop, bool ZeroCopy);
+        bool ReadOnly, int Shared, bool Direct, bool Locking, bool Verbose, string? Fuse, bool Loop, string ZeroCopy);
 
     private static async Task<FuseExport> StartFuseAsync(Slot slot, ServeOptions o, CancellationToken ct)
     {
@@ -107,7 +113,8 @@ internal static class ServeCommand
                 MaxConnections = o.Shared,
                 AdvertiseMultiConn = o.Shared > 1,
                 DefaultExport = o.Name,
-                ZeroCopyReadMinLength = o.ZeroCopy ? NbdServerOptions.ZeroCopyDefaultMinLength : 0,
+                ZeroCopyReadMinLength = o.ZeroCopy == "off" ? 0 : NbdServerOptions.ZeroCopyDefaultMinLength,
+                ZeroCopyMinConnections = o.ZeroCopy == "on" ? 1 : 2,
             },
             loggers.CreateLogger("blockshot.nbd"));
         server.AddExport(new NbdExport(o.Name, slot, o.ReadOnly, o.Description));

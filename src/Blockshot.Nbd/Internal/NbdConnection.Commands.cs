@@ -113,7 +113,8 @@ internal sealed partial class NbdConnection
             return;
         }
         var zeroCopyMin = _options.ZeroCopyReadMinLength;
-        if (zeroCopyMin > 0 && length >= zeroCopyMin && slot.TryMapCachedRead((long)request.Offset, length, out var cached))
+        if (zeroCopyMin > 0 && length >= zeroCopyMin && Export!.TransmittingConnections >= _options.ZeroCopyMinConnections
+            && slot.TryMapCachedRead((long)request.Offset, length, out var cached))
         {
             // A range with a hole is never mapped, so one data chunk is the whole reply. Counted here, before
             // the client can have the data: counted after the send, a client could see it before the count.

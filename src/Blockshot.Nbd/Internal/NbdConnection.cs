@@ -96,6 +96,7 @@ internal sealed partial class NbdConnection
                 return;
             }
             _server.OnAttached(this);
+            Export!.OnTransmitting();
             transmitting = true;
             StartSender();
             _reader.BeforeReceive = FlushOwedReplies;
@@ -113,6 +114,7 @@ internal sealed partial class NbdConnection
                 FlushOwedReplies();
                 Drain();
                 StopSender();
+                Export!.OnTransmissionEnded();
             }
             StopLanesAsync().GetAwaiter().GetResult();
             ShutdownQuietly(SocketShutdown.Both);
