@@ -271,13 +271,13 @@ public sealed class NbdServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The send buffer of each open connection's socket, as the kernel reports it (for tests).</summary>
     /// <summary>Read replies answered from the page cache with no copy (sendfile), counted as they are queued.</summary>
     public long ZeroCopyReplies => Interlocked.Read(ref ZeroCopyReplyCount);
 
     // Counted by the connections.
     internal long ZeroCopyReplyCount;
 
+    /// <summary>The send buffer of each open connection's socket, as the kernel reports it (for tests).</summary>
     internal IReadOnlyList<int> ConnectionSendBufferSizes => [.. _connections.Values.Select(c => c.SendBufferBytes)];
 
     // A large reply then goes out in one send instead of in pieces, each waiting for the client to read

@@ -140,12 +140,10 @@ public sealed partial class Qcow2Node
         byte[]? tail = null;
         try
         {
-            var parts = new List<ReadOnlyMemory<byte>>(3);
             if (plan.Head > 0)
             {
                 head = ArrayPool<byte>.Shared.Rent(plan.Head);
                 await ReadFromEntryAsync(plan.Old[0], pos - plan.Head, head.AsMemory(0, plan.Head)).ConfigureAwait(false);
-                parts.Add(head.AsMemory(0, plan.Head));
             }
             if (plan.Tail > 0)
             {
@@ -167,6 +165,11 @@ public sealed partial class Qcow2Node
             }
             else
             {
+                var parts = new List<ReadOnlyMemory<byte>>(3);
+                if (head is not null)
+                {
+                    parts.Add(head.AsMemory(0, plan.Head));
+                }
                 parts.Add(payload.Memory);
                 if (tail is not null)
                 {

@@ -44,7 +44,8 @@ public static class FileRangeCopy
                     .ConfigureAwait(false);
                 return;
             }
-            Throw(errno, "copy", targetName, targetOffset + done, length - done);
+            throw new BlockException(Libc.BlockErrorOf(errno),
+                $"copy of {length - done} bytes to {targetName} at {targetOffset + done}: {Libc.Describe(errno)}");
         }
     }
 
@@ -52,60 +53,29 @@ public static class FileRangeCopy
         long targetOffset, long length, string targetName)
     {
         using var buffer = BufferPool.Shared.Rent((int)Math.Min(length, FallbackChunk));
-        var done = 0L;
-        while (done < length)
+        for (var done = 0L; done < length;)
         {
             var piece = (int)Math.Min(buffer.Length, length - done);
             var memory = buffer.Memory[..piece];
-            var filled = 0;
-            while (filled < piece)
+            try
             {
-                var r = await ReadAsync(source, memory[filled..], sourceOffset + done + filled).ConfigureAwait(false);
-                if (r < 0)
+                for (var filled = 0; filled < piece;)
                 {
-                    Throw((int)-r, "read of the copy source for", targetName, targetOffset + done, piece);
+                    var n = await RandomAccess.ReadAsync(source, memory[filled..], sourceOffset + done + filled).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        memory.Span[filled..].Clear();
+                        break;
+                    }
+                    filled += n;
                 }
-                if (r == 0)
-                {
-                    memory.Span[filled..].Clear();
-                    break;
-                }
-                filled += (int)r;
+                await RandomAccess.WriteAsync(target, memory, targetOffset + done).ConfigureAwait(false);
             }
-            var w = await WriteAsync(target, memory, targetOffset + done).ConfigureAwait(false);
-            if (w < 0)
+            catch (IOException e)
             {
-                Throw((int)-w, "write", targetName, targetOffset + done, piece);
+                BlockThrow.FromIo(e, $"copy of {piece} bytes to {targetName} at {targetOffset + done}");
             }
             done += piece;
         }
-    }
-
-    private static async ValueTask<long> ReadAsync(SafeFileHandle file, Memory<byte> buffer, long offset)
-    {
-        using var pin = buffer.Pin();
-        return await StartRead(file, pin, buffer.Length, offset).ConfigureAwait(false);
-    }
-
-    private static async ValueTask<long> WriteAsync(SafeFileHandle file, ReadOnlyMemory<byte> data, long offset)
-    {
-        using var pin = data.Pin();
-        return await StartWrite(file, pin, data.Length, offset).ConfigureAwait(false);
-    }
-
-    private static unsafe ValueTask<long> StartRead(SafeFileHandle file, System.Buffers.MemoryHandle pin, int length, long offset) =>
-        SyscallOp.Read(file, pin.Pointer, length, offset);
-
-    private static unsafe ValueTask<long> StartWrite(SafeFileHandle file, System.Buffers.MemoryHandle pin, int length, long offset) =>
-        SyscallOp.Write(file, pin.Pointer, length, offset);
-
-    private static void Throw(int errno, string operation, string targetName, long offset, long length)
-    {
-        var error = errno switch
-        {
-            Libc.ENOSPC or Libc.EFBIG or Libc.EDQUOT => BlockError.NoSpace,
-            _ => BlockError.Io,
-        };
-        throw new BlockException(error, $"{operation} of {length} bytes at {offset} on {targetName}: {Libc.Describe(errno)}");
     }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Blockshot.Core;
 using Microsoft.Win32.SafeHandles;
 
 namespace Blockshot.Drivers.Raw;
@@ -95,6 +96,15 @@ internal static unsafe partial class Libc
 
     /// <summary>errno of the last failed call.</summary>
     public static int Errno => Marshal.GetLastPInvokeError();
+
+    /// <summary>The block error a failed call's errno reports to the requester.</summary>
+    public static BlockError BlockErrorOf(int errno) => errno switch
+    {
+        ENOSPC or EFBIG or EDQUOT => BlockError.NoSpace,
+        EOPNOTSUPP => BlockError.NotSupported,
+        EINVAL => BlockError.Invalid,
+        _ => BlockError.Io,
+    };
 
     /// <summary>The text of an errno value.</summary>
     public static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";

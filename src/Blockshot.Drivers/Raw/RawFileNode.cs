@@ -270,14 +270,7 @@ public sealed partial class RawFileNode : BlockNode
     private void ThrowErrno(long negativeErrno, string operation, long offset, long length)
     {
         var errno = (int)-negativeErrno;
-        var error = errno switch
-        {
-            Libc.ENOSPC or Libc.EFBIG or Libc.EDQUOT => BlockError.NoSpace,
-            Libc.EOPNOTSUPP => BlockError.NotSupported,
-            Libc.EINVAL => BlockError.Invalid,
-            _ => BlockError.Io,
-        };
-        throw new BlockException(error, $"{Describe(operation, offset, length)}: {Libc.Describe(errno)}");
+        throw new BlockException(Libc.BlockErrorOf(errno), $"{Describe(operation, offset, length)}: {Libc.Describe(errno)}");
     }
 
     private string Describe(string operation, long offset, long length) =>

@@ -146,7 +146,7 @@ internal sealed partial class ImageFile : IDisposable
     }
 
     /// <summary>The open file, for mapping guest data to it (<see cref="Qcow2Node.MapFileDataAsync"/>).</summary>
-    public Microsoft.Win32.SafeHandles.SafeFileHandle Handle => _handle;
+    public SafeFileHandle Handle => _handle;
 
     /// <summary>Offsets past 2^62 only come from corrupt metadata; refuse them before the OS does.</summary>
     private void CheckRange(long offset, long length)
