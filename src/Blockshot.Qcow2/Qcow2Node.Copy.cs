@@ -16,16 +16,7 @@ public sealed partial class Qcow2Node
             return default;
         }
         var end = offset + Math.Min(length, Size - offset);
-        MappedRun run;
-        await _meta.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            run = await LookupAsync(offset, end).ConfigureAwait(false);
-        }
-        finally
-        {
-            _meta.Release();
-        }
+        var run = await LookupLockedAsync(offset, end).ConfigureAwait(false);
         return run.Kind == RunKind.Data ? new FileDataRange(DataTarget.Handle, run.Host, (int)run.Length) : default;
     }
 }

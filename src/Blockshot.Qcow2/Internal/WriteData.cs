@@ -11,13 +11,11 @@ internal readonly struct WriteData
     public WriteData(ReadOnlyMemory<byte> memory)
     {
         Memory = memory;
-        Length = memory.Length;
     }
 
     public WriteData(FileDataRange file)
     {
         File = file;
-        Length = file.Length;
     }
 
     /// <summary>The bytes, when they are in memory.</summary>
@@ -26,7 +24,7 @@ internal readonly struct WriteData
     /// <summary>The file range holding the bytes, when they are not in memory.</summary>
     public FileDataRange File { get; }
 
-    public int Length { get; }
+    public int Length => IsFile ? File.Length : Memory.Length;
 
     public bool IsFile => File.IsMapped;
 

@@ -1,6 +1,5 @@
 using Blockshot.Core;
 using Blockshot.Core.Buffers;
-using Microsoft.Win32.SafeHandles;
 
 namespace Blockshot.Drivers.Tests.Raw;
 
@@ -23,9 +22,13 @@ public sealed class FileRangeCopyTests : IDisposable
         _dir.Dispose();
     }
 
-    private static SafeFileHandle OpenRead(string path) => File.OpenHandle(path, FileMode.Open, FileAccess.Read);
-
-    private static SafeFileHandle OpenWrite(string path) => File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite);
+    /// <summary>Opens both files and copies <paramref name="length"/> bytes from one to the other.</summary>
+    private static async Task CopyFilesAsync(string from, long fromOffset, string to, long toOffset, long length)
+    {
+        using var source = File.OpenHandle(from, FileMode.Open, FileAccess.Read);
+        using var target = File.OpenHandle(to, FileMode.OpenOrCreate, FileAccess.ReadWrite);
+        await FileRangeCopy.CopyAsync(source, fromOffset, target, toOffset, length, Path.GetFileName(to));
+    }
 
     [Fact]
     public async Task A_range_is_copied_byte_for_byte_to_another_offset_of_another_file()
@@ -34,11 +37,7 @@ public sealed class FileRangeCopyTests : IDisposable
         var from = _dir.File("from.raw");
         File.WriteAllBytes(from, data);
         var to = RawFiles.CreateSparse(_dir.File("to.raw"), Size);
-        using (var source = OpenRead(from))
-        using (var target = OpenWrite(to))
-        {
-            await FileRangeCopy.CopyAsync(source, 4096 + 17, target, 65536, (2 << 20) + 5, "to.raw");
-        }
+        await CopyFilesAsync(from, 4096 + 17, to, 65536, (2 << 20) + 5);
         var back = File.ReadAllBytes(to);
         Assert.Equal(-1, Patterns.FirstDifference(data.AsSpan(4096 + 17, (2 << 20) + 5), back.AsSpan(65536, (2 << 20) + 5)));
         Assert.False(back.AsSpan(0, 65536).ContainsAnyExcept((byte)0), "bytes before the copied range changed");
@@ -53,11 +52,7 @@ public sealed class FileRangeCopyTests : IDisposable
         var from = tmpfs.File("from.raw");
         File.WriteAllBytes(from, data);
         var to = RawFiles.CreateSparse(_dir.File("to.raw"), Size);
-        using (var source = OpenRead(from))
-        using (var target = OpenWrite(to))
-        {
-            await FileRangeCopy.CopyAsync(source, 0, target, 0, Size, "to.raw");
-        }
+        await CopyFilesAsync(from, 0, to, 0, Size);
         Assert.Equal(-1, Patterns.FirstDifference(data, File.ReadAllBytes(to)));
     }
 
@@ -69,11 +64,7 @@ public sealed class FileRangeCopyTests : IDisposable
         File.WriteAllBytes(from, data);
         var to = _dir.File("to.raw");
         File.WriteAllBytes(to, Patterns.Make(Size, 0, 6)); // non-zero where the zeros must land
-        using (var source = OpenRead(from))
-        using (var target = OpenWrite(to))
-        {
-            await FileRangeCopy.CopyAsync(source, 0, target, 0, 1 << 20, "to.raw");
-        }
+        await CopyFilesAsync(from, 0, to, 0, 1 << 20);
         var back = File.ReadAllBytes(to);
         Assert.Equal(-1, Patterns.FirstDifference(data, back.AsSpan(0, data.Length).ToArray()));
         Assert.False(back.AsSpan(data.Length, (1 << 20) - data.Length).ContainsAnyExcept((byte)0),
@@ -132,7 +123,7 @@ public sealed class FileRangeCopyTests : IDisposable
         var data = Patterns.Make(Size, 0, 10);
         var path = _dir.File("view.raw");
         File.WriteAllBytes(path, data);
-        using var file = OpenRead(path);
+        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
         using (var view = FileView.TryMap(file, 12345, 1 << 20))
         {
             Assert.NotNull(view);

@@ -212,8 +212,8 @@ internal sealed class Converter(BlockNode source, BlockNode target, ConvertSetti
     /// <summary>
     /// Copies a mapped run file to file, leaving out zero blocks as the buffered copy does (they are found
     /// in a read-only view of the source's page cache, not read into a buffer). False, with nothing
-    /// written, when the run cannot be viewed or the target takes no file data at its first run; a target
-    /// that refuses later gets the rest of the run through a buffer.
+    /// written, when the run cannot be viewed, or (with no zero detection) the target refuses it; with zero
+    /// detection, a target that refuses gets the rest of the run through a buffer.
     /// </summary>
     private async Task<bool> CopyMappedAsync(long offset, FileDataRange map)
     {
