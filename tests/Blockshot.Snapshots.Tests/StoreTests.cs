@@ -148,8 +148,37 @@ public class StoreTests
                 ResizeStarted.TrySetResult();
             }
             await Gate.Task;
+            ObjectDisposedException.ThrowIf(Disposed, this); // as a closed file descriptor would
             await Next.ResizeAsync(newSize);
         }
+
+        public bool Disposed { get; private set; }
+
+        protected override ValueTask DisposeCoreAsync()
+        {
+            Disposed = true;
+            return base.DisposeCoreAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Disposing_a_store_waits_for_its_background_growth_before_closing_the_medium()
+    {
+        var gated = new GatedResizeNode(new MemoryNode(0));
+        var store = new NodeDiffStore(gated, 65536, new DiffStoreOptions { InitialBytes = 4 * 65536, GrowStepBytes = 4 * 65536 });
+        gated.Gate.SetResult(); // the initial size
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(i, await store.AllocateAsync());
+        }
+        gated.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await gated.ResizeStarted.Task.WaitAsync(TimeSpan.FromSeconds(30)); // the next step is under way
+        var disposing = store.DisposeAsync().AsTask();
+        await Task.Delay(50);
+        Assert.False(gated.Disposed, "the medium was closed under a growth step");
+        gated.Gate.SetResult();
+        await disposing.WaitAsync(TimeSpan.FromSeconds(30)); // no ObjectDisposedException from the step
+        Assert.True(gated.Disposed);
     }
 
     [Fact]

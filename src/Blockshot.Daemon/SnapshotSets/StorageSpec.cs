@@ -97,14 +97,18 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
         }
     }
 
-    /// <summary>Creates the store (new files are created; existing block devices are used as they are).</summary>
-    public DiffStore Open(int chunkSize, DiffStoreOptions options, List<string> created) => Kind switch
+    /// <summary>
+    /// Creates the store (new files are created; existing block devices are used as they are). File and
+    /// directory stores go through the page cache, unless they sit behind a RAM tier (<paramref name="cached"/>
+    /// false), which is their cache already.
+    /// </summary>
+    public DiffStore Open(int chunkSize, DiffStoreOptions options, List<string> created, bool cached = true) => Kind switch
     {
         "memory" => MemoryStore(chunkSize, options.LimitBytes == long.MaxValue ? options with { LimitBytes = DefaultMemoryLimit } : options),
-        "file" => new NodeDiffStore(OpenMember(Paths[0], created), chunkSize, options),
-        "dir" => new NodeDiffStore(OpenTemporary(Paths[0]), chunkSize, options),
-        "multi" => new MultiDiffStore([.. Paths.Select(p => new NodeDiffStore(OpenMember(p, created), chunkSize, options))]),
-        "tiered" => new TieredDiffStore(Inner!.Open(chunkSize, options, created), RamBytes),
+        "file" => new NodeDiffStore(OpenMember(Paths[0], created, cached), chunkSize, options),
+        "dir" => new NodeDiffStore(OpenTemporary(Paths[0], cached), chunkSize, options),
+        "multi" => new MultiDiffStore([.. Paths.Select(p => new NodeDiffStore(OpenMember(p, created, cached), chunkSize, options))]),
+        "tiered" => new TieredDiffStore(Inner!.Open(chunkSize, options, created, cached: false), RamBytes),
         _ => throw new InvalidOperationException(Kind),
     };
 
@@ -115,28 +119,32 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
 
     /// <summary>Opens the existing file of a persistent store after a restart.</summary>
     public DiffStore Reopen(int chunkSize, DiffStoreOptions options) =>
-        new NodeDiffStore(Open(Paths[0], create: false), chunkSize, options);
+        new NodeDiffStore(Open(Paths[0], create: false, cached: true), chunkSize, options);
 
-    private static BlockNode OpenMember(string path, List<string> created)
+    private static BlockNode OpenMember(string path, List<string> created, bool cached)
     {
         if (FileStatus.TryGet(path, out var status))
         {
             if (status.IsBlockDevice)
             {
-                return Open(path, create: false);
+                return Open(path, create: false, cached);
             }
             throw new ControlException(ControlErrorCodes.AlreadyExists,
                 $"{path} exists; difference storage files are created by the snapshot (give a new path, or a block device)");
         }
-        var node = Open(path, create: true);
+        var node = Open(path, create: true, cached);
         created.Add(path);
         return node;
     }
 
-    // Difference storage bypasses the page cache (O_DIRECT) where the file system allows it: old data is
-    // written once and read back rarely, so caching it would only take memory from the devices' own data
-    // (and, in a VM, fault in fresh memory for every copy). The tiered store is the RAM cache for it.
-    private static RawFileNode Open(string path, bool create)
+    // Difference storage goes through the page cache, as a fleecing target does: the copies are then
+    // still in memory when a backup reads the snapshot, which on a disk that reads 600-850 MB/s is what
+    // makes the snapshot's read fast (docs/benchmarks.md, "The snapshot read row"). Its writes land in new
+    // page-cache memory and may wait for it, so they never run on an NBD connection's reader thread
+    // (OffloadWrites): the device's writer waits for the copy, not every request behind it. Behind a RAM
+    // tier the store bypasses the page cache (O_DIRECT) where the file system allows it: the tier is its
+    // cache, and a second copy in the page cache would only take memory from the devices' own data.
+    private static RawFileNode Open(string path, bool create, bool cached)
     {
         try
         {
@@ -145,6 +153,10 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
                 using (new FileStream(path, FileMode.CreateNew, FileAccess.Write))
                 {
                 }
+            }
+            if (cached)
+            {
+                return RawFileNode.Open(path, new RawFileOptions { Locking = false, OffloadWrites = true });
             }
             try
             {
@@ -161,11 +173,11 @@ internal sealed record StorageSpec(string Kind, IReadOnlyList<string> Paths, lon
         }
     }
 
-    private static RawFileNode OpenTemporary(string directory)
+    private static RawFileNode OpenTemporary(string directory, bool cached)
     {
         try
         {
-            return RawFileNode.CreateTemporary(directory, direct: true);
+            return RawFileNode.CreateTemporary(directory, direct: !cached, offloadWrites: cached);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

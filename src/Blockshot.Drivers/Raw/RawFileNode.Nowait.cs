@@ -50,10 +50,13 @@ public sealed partial class RawFileNode
     // of this size practically never blocks, and a hand-off to another thread costs more than the write.
     private const int InlineWriteLimit = 64 << 10;
 
+    /// <summary>True once the file system has refused an RWF_NOWAIT write to this file.</summary>
+    internal bool RefusesNowaitWrites => _nowaitWriteRefused;
+
     /// <summary>
     /// Writes inline: on a pool thread into the page cache without blocking (or, where RWF_NOWAIT is
-    /// refused, a plain write up to <see cref="InlineWriteLimit"/>), on a thread of the caller's own a plain
-    /// write of any size. Returns the bytes written (possibly none); the rest goes to a blocking-I/O thread.
+    /// refused, a plain write up to <see cref="InlineWriteLimit"/>, unless the file offloads its writes), on a
+    /// thread of the caller's own a plain write of any size. Returns the bytes written (possibly none); the rest goes to a blocking-I/O thread.
     /// </summary>
     private unsafe int TryWriteNowait(long offset, ReadOnlySpan<byte> data)
     {
@@ -61,7 +64,7 @@ public sealed partial class RawFileNode
         {
             return 0;
         }
-        if (BlockingPolicy.MayBlockHere || (_nowaitWriteRefused && data.Length <= InlineWriteLimit))
+        if (BlockingPolicy.MayBlockHere || (_nowaitWriteRefused && data.Length <= InlineWriteLimit && !_offloadWrites))
         {
             return WriteInline(offset, data);
         }

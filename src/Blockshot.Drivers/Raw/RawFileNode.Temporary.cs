@@ -11,16 +11,17 @@ public sealed partial class RawFileNode
     /// unlocked. Nothing shows in the directory, and the space is released when the node is disposed or
     /// the process dies. Throws <see cref="ImageOpenException"/> when the directory is missing, not
     /// writable, or on a file system without O_TMPFILE. With <paramref name="direct"/> the file bypasses the
-    /// page cache (O_DIRECT) where the file system allows it, and goes through it where it does not.
+    /// page cache (O_DIRECT) where the file system allows it, and goes through it where it does not;
+    /// <paramref name="offloadWrites"/> is <see cref="RawFileOptions.OffloadWrites"/>.
     /// </summary>
-    public static RawFileNode CreateTemporary(string directory, bool direct = false)
+    public static RawFileNode CreateTemporary(string directory, bool direct = false, bool offloadWrites = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)
         {
             throw new PlatformNotSupportedException("the raw file driver needs 64-bit Linux");
         }
-        var options = new RawFileOptions { Locking = false, Direct = direct };
+        var options = new RawFileOptions { Locking = false, Direct = direct, OffloadWrites = offloadWrites };
         int fd;
         int errno;
         do

@@ -24,6 +24,7 @@ public sealed partial class RawFileNode : BlockNode
     private readonly BufferPool _pool;
     private readonly bool _readOnly;
     private readonly bool _direct;
+    private readonly bool _offloadWrites;
     private readonly bool _isBlockDevice;
     private readonly bool _rotational;
     private readonly bool _fastZero;
@@ -49,6 +50,7 @@ public sealed partial class RawFileNode : BlockNode
         _pool = options.BufferPool ?? BufferPool.Shared;
         _readOnly = options.ReadOnly;
         _direct = options.Direct;
+        _offloadWrites = options.OffloadWrites;
         IsLocked = options.Locking;
         _isBlockDevice = stat.IsBlockDevice;
         if (_isBlockDevice)

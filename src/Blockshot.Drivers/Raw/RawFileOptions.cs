@@ -18,6 +18,14 @@ public sealed record RawFileOptions
     public bool Direct { get; init; }
 
     /// <summary>
+    /// Buffered writes the file system will not take without waiting (ext4 refuses RWF_NOWAIT) go to the
+    /// blocking-I/O threads whatever their size, instead of running inline up to 64 KiB. For files whose
+    /// writes mostly land in new page-cache memory (difference storage): a write that waits for that
+    /// memory then holds a blocking-I/O thread, never an NBD connection's reader.
+    /// </summary>
+    public bool OffloadWrites { get; init; }
+
+    /// <summary>
     /// Take the image locks that qemu also takes, so no two writers (ours or qemu's) share an image.
     /// Turning it off is the equivalent of qemu's force-share.
     /// </summary>

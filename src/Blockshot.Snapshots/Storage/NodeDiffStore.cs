@@ -81,10 +81,11 @@ public sealed class NodeDiffStore : DiffStore
     /// <inheritdoc/>
     public override async ValueTask DisposeAsync()
     {
+        // The base waits for a background growth step first: it may still be resizing the node.
+        await base.DisposeAsync().ConfigureAwait(false);
         if (_ownership == Ownership.Dispose)
         {
             await _node.DisposeAsync().ConfigureAwait(false);
         }
-        await base.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -1,3 +1,4 @@
+using Blockshot.Core;
 using Blockshot.Core.Buffers;
 using Blockshot.Drivers.Raw;
 
@@ -67,6 +68,29 @@ public sealed class BlockingIoThreadsTests : IDisposable
         thread.Start();
         thread.Join();
         Assert.True(atOnce, "an O_DIRECT read from a dedicated thread was handed to another thread");
+    }
+
+    [RequiresNowaitWriteRefusalFact]
+    public async Task Small_buffered_writes_of_a_file_that_offloads_writes_run_on_blocking_io_threads()
+    {
+        // Without OffloadWrites, a 4 KiB write from the thread pool runs inline where RWF_NOWAIT is refused.
+        var path = RawFiles.CreateSparse(_dir.File("offload.raw"), 1 << 20);
+        await using var node = RawFileNode.Open(path, RawFiles.Options(_pool) with { OffloadWrites = true });
+        const int Count = 100;
+        var data = Patterns.Make(Count * 4096, 0, 6);
+        var before = BlockingIoThreads.Taken;
+        await Task.Run(async () =>
+        {
+            for (var i = 0; i < Count; i++)
+            {
+                await node.WriteAsync(i * 4096L, data.AsMemory(i * 4096, 4096), IoFlags.None).ConfigureAwait(false);
+                await Task.Yield();
+            }
+        });
+        Assert.True(BlockingIoThreads.Taken - before >= Count, "small writes of an offloading file ran on the thread pool");
+        Assert.True(node.RefusesNowaitWrites);
+        var file = await File.ReadAllBytesAsync(path);
+        Assert.Equal(-1, Patterns.FirstDifference(data, file.AsSpan(0, data.Length)));
     }
 
     private sealed class BarrierWork(Barrier barrier) : BlockingIoWork
