@@ -23,19 +23,19 @@ public sealed class StorageSpecTests : IDisposable
         var created = new List<string>();
         await using var store = spec.Open(64 << 10, new DiffStoreOptions { InitialBytes = 1 << 20, GrowStepBytes = 1 << 20 }, created);
         // Behind a tier the store falls back to the page cache on a file system without O_DIRECT (tmpfs).
-        Assert.Equal(direct && TakesDirectIo(), store.Description.Contains(", direct", StringComparison.Ordinal));
+        Assert.Equal(direct && await TakesDirectIoAsync(), store.Description.Contains(", direct", StringComparison.Ordinal));
         Assert.Contains("raw(", store.Description, StringComparison.Ordinal);
         var slot = await store.AllocateAsync();
         Assert.True(slot >= 0, $"no slot allocated from {store.Description}");
     }
 
-    private bool TakesDirectIo()
+    private async Task<bool> TakesDirectIoAsync()
     {
         var path = _dir.File("probe.raw");
-        File.WriteAllBytes(path, new byte[4096]);
+        await File.WriteAllBytesAsync(path, new byte[4096]);
         try
         {
-            RawFileNode.Open(path, new RawFileOptions { Locking = false, Direct = true }).DisposeAsync().AsTask().GetAwaiter().GetResult();
+            await RawFileNode.Open(path, new RawFileOptions { Locking = false, Direct = true }).DisposeAsync();
             return true;
         }
         catch (ImageOpenException e) when (e.Reason == ImageOpenError.DirectUnsupported)

@@ -55,8 +55,9 @@ public sealed partial class RawFileNode
 
     /// <summary>
     /// Writes inline: on a pool thread into the page cache without blocking (or, where RWF_NOWAIT is
-    /// refused, a plain write up to <see cref="InlineWriteLimit"/>, unless the file offloads its writes), on a
-    /// thread of the caller's own a plain write of any size. Returns the bytes written (possibly none); the rest goes to a blocking-I/O thread.
+    /// refused, a plain write up to <see cref="InlineWriteLimit"/>, unless the file offloads its writes),
+    /// on a thread of the caller's own a plain write of any size. Returns the bytes written (possibly
+    /// none); the rest goes to a blocking-I/O thread.
     /// </summary>
     private unsafe int TryWriteNowait(long offset, ReadOnlySpan<byte> data)
     {

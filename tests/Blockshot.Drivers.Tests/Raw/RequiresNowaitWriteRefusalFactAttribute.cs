@@ -27,7 +27,7 @@ public sealed class RequiresNowaitWriteRefusalFactAttribute : FactAttribute
             Task.Run(async () => await node.WriteAsync(0, new byte[4096], IoFlags.None)).GetAwaiter().GetResult();
             return node.RefusesNowaitWrites
                 ? null
-                : $"the file system under {Path.GetTempPath()} takes buffered RWF_NOWAIT writes, so no write there is offloaded for lack of them";
+                : $"needs a file system that refuses buffered RWF_NOWAIT writes (ext4 does); the one under {Path.GetTempPath()} takes them, so no write there goes to another thread for lack of them";
         }
         finally
         {
